@@ -1,0 +1,225 @@
+"""The ``mmcl`` command line: arguments in, library calls below, one-line errors out.
+
+User mistakes (missing data, unknown stream, bad checkpoint, bad config key) print one line
+``mmcl: error: …`` and exit with status 2; set ``MMCL_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["main", "build_parser"]
+
+EXAMPLES = """\
+examples:
+  mmcl demo                                   synthetic data, train + evaluate on the CPU (no downloads)
+  mmcl train --config configs/nwucla.yaml --data ../shared/data/nw-ucla/all_sqe --stream bone
+  mmcl train --config configs/ntu120_xsub.yaml --data data/ntu120/xsub optim.base_lr=0.05 trainer.epochs=10
+  mmcl test --checkpoint runs/ntu120_xsub_joint/checkpoints/best.ckpt --data data/ntu120/xsub
+  mmcl info --config configs/ntu120_xsub.yaml
+"""
+
+
+def _config_args(p: argparse.ArgumentParser, *, config_required: bool = False) -> None:
+    p.add_argument("--config", "-c", required=config_required, help="YAML config (configs/*.yaml); defaults are used for missing keys")
+    p.add_argument("--data", help="dataset path: a prepared benchmark folder, a reference NTU .npz, or an NW-UCLA all_sqe folder (sets data.path)")
+    p.add_argument("--stream", help="joint | bone | joint_motion | bone_motion (sets data.stream)")
+    p.add_argument("--work-dir", help="run directory (sets trainer.work_dir)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.base_lr=0.05 data.batch_size=32")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmcl",
+        description="Skeleton-based action recognition with multi-modality co-learning (MMCL).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from mmcl import __version__
+
+    parser.add_argument("--version", action="version", version=f"mmcl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one stream of a benchmark", description="Train a skeleton backbone (optionally with MMCL co-learning), checkpoint every epoch, evaluate the best checkpoint and write scores.npz.")
+    _config_args(p)
+    p.add_argument("--resume", nargs="?", const="auto", help="continue a run exactly: a checkpoint, a run directory, or nothing (= the run directory's last.ckpt)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz.")
+    _config_args(p)
+    p.add_argument("--checkpoint", required=True, help="mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / MMCL .pt")
+    p.add_argument("--out", help="where to write the results (default: the run's work_dir)")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("info", help="parameters, GMACs and a layer table of a config's model")
+    _config_args(p)
+    p.add_argument("--frames", type=int, help="frames of the example input (default data.window)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="the built-in default job: synthetic data, no downloads, a few minutes on a CPU", description="Generate a synthetic skeleton dataset (procedural NTU-25 kinematics), train a small CTR-GCN on the CPU and report test accuracy, curves and a confusion matrix.")
+    p.add_argument("--out", default="demo_run", help="run directory (default: ./demo_run)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: chosen to fit the time budget)")
+    p.add_argument("--per-class", type=int, default=None, help="synthetic samples per class (default 80)")
+    p.add_argument("--skeleton-only", action="store_true", help="skip the MMCL comparison (plain backbone only)")
+    p.set_defaults(func=cmd_demo)
+
+    _register_optional_commands(sub)
+    return parser
+
+
+def _register_optional_commands(sub: Any) -> None:
+    """Commands implemented in other modules register themselves here (kept in one place)."""
+    from mmcl import commands
+
+    commands.register(sub)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _load(args: argparse.Namespace) -> Any:
+    from mmcl.config import load_config
+
+    overrides = list(getattr(args, "overrides", []) or [])
+    if getattr(args, "data", None):
+        overrides.append(f"data.path={args.data}")
+    if getattr(args, "stream", None):
+        overrides.append(f"data.stream={args.stream}")
+    if getattr(args, "work_dir", None):
+        overrides.append(f"trainer.work_dir={args.work_dir}")
+    cfg = load_config(getattr(args, "config", None), overrides)
+    if getattr(args, "stream", None) and not getattr(args, "work_dir", None) and not any(o.startswith("trainer.work_dir=") for o in overrides):
+        # a stream run of a benchmark gets its own directory by default
+        cfg.trainer.work_dir = f"{cfg.trainer.work_dir.rstrip('/')}_{cfg.data.stream}" if cfg.trainer.work_dir else cfg.data.stream
+    return cfg
+
+
+def _print_json_or_table(obj: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=2, default=str))
+        return
+    for key, value in obj.items():
+        print(f"{key:>24}: {value}")
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmcl.engine.fit import train
+
+    cfg = _load(args)
+    results = train(cfg, resume=args.resume)
+    if results.get("test"):
+        t = results["test"]
+        print(
+            f"[{cfg.name}] best epoch {results.get('best_epoch')} (selected on {results['selection_split']}): "
+            f"test top-1 {100 * t['top1']:.2f}%  top-5 {100 * t['top5']:.2f}%  mean class {100 * t['mean_class_accuracy']:.2f}%"
+        )
+        print(f"run directory: {cfg.trainer.work_dir}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from mmcl.engine.checkpoint import checkpoint_builder_args
+    from mmcl.engine.fit import evaluate
+
+    cfg = _load(args)
+    if not args.config:
+        stored = checkpoint_builder_args(args.checkpoint)
+        if stored:  # take the model shape from the checkpoint when no config is given
+            cfg.model.backbone = stored["name"]
+            cfg.data.num_classes = stored["num_classes"]
+            cfg.data.layout = stored["layout"]
+            cfg.data.num_persons = stored["num_persons"]
+            cfg.model.in_channels = stored["in_channels"]
+    summary = evaluate(cfg, args.checkpoint, out_dir=args.out)
+    print(
+        f"test top-1 {100 * summary['top1']:.2f}%  top-5 {100 * summary['top5']:.2f}%  "
+        f"mean class {100 * summary['mean_class_accuracy']:.2f}%  ({summary['num_samples']} samples, {summary['checkpoint_kind']} checkpoint)"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from mmcl.engine.fit import build_backbone_from_config
+    from mmcl.models.flops import count_macs, count_parameters, layer_table
+
+    cfg = _load(args)
+    model = build_backbone_from_config(cfg).eval()
+    frames = args.frames or cfg.data.window
+    shape = (1, cfg.model.in_channels, frames, _num_joints(cfg.data.layout), cfg.data.num_persons)
+    macs = count_macs(model, shape)
+    info = {
+        "backbone": cfg.model.backbone,
+        "layout": cfg.data.layout,
+        "classes": cfg.data.num_classes,
+        "persons": cfg.data.num_persons,
+        "input": "x".join(map(str, shape[1:])),
+        "parameters": count_parameters(model),
+        "GMACs": round(macs / 1e9, 4),
+        "GFLOPs": round(2 * macs / 1e9, 4),
+    }
+    table = layer_table(model, shape)
+    if args.json:
+        print(json.dumps({**info, "layers": table}, indent=2, default=str))
+        return 0
+    _print_json_or_table(info, False)
+    print()
+    cols = list(table[0].keys()) if table else []
+    widths = [max(len(str(c)), *(len(str(r[c])) for r in table)) for c in cols]
+    print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    for row in table:
+        print("  ".join(str(row[c]).ljust(w) for c, w in zip(cols, widths)))
+    return 0
+
+
+def _num_joints(layout: str) -> int:
+    from mmcl.skeleton.layouts import get_layout
+
+    return get_layout(layout).num_joints
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mmcl.demo import run_demo
+
+    run_demo(out=args.out, seed=args.seed, epochs=args.epochs, per_class=args.per_class, colearning=not args.skeleton_only)
+    return 0
+
+
+# ------------------------------------------------------------------------------ main
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean 'the user gave something wrong', reported in one line."""
+    errors: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError]
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("MMCL_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("mmcl: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if os.environ.get("MMCL_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError):
+            message = f"unknown key {message}"
+        print(f"mmcl: error: {message}  (MMCL_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

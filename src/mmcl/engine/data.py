@@ -1,0 +1,122 @@
+"""The LightningDataModule: skeleton sources → datasets → loaders, with our own epoch sampler.
+
+Lightning's automatic DistributedSampler is switched off (``use_distributed_sampler=False``): the
+:class:`~mmcl.datasets.base.EpochSampler` shards by rank itself and hands ``(epoch, index)`` keys to
+the dataset, so augmentation depends only on (seed, epoch, index) — not on worker count, rank
+count or where a run was resumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import numpy as np
+from torch.utils.data import DataLoader
+
+from mmcl.config import Config
+from mmcl.datasets.base import EpochSampler, SkeletonDataset
+from mmcl.datasets.prepared import open_source
+from mmcl.datasets.splits import SubsetSource, carve_validation
+from mmcl.skeleton.transforms import NTUTransform, UCLATransform
+
+__all__ = ["SkeletonDataModule", "build_transform"]
+
+
+def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
+    d = cfg.data
+    if d.transform == "ucla":
+        return UCLATransform(train=train, window=d.window)
+    return NTUTransform(
+        train=train,
+        window=d.window,
+        p_interval=list(d.p_interval_train if train else d.p_interval_test),
+        rotation_theta=d.rotation if train else 0.0,
+    )
+
+
+class SkeletonDataModule(pl.LightningDataModule):
+    """Train / validation / test loaders of one skeleton benchmark and stream.
+
+    ``wrap`` lets co-learning join extra modalities onto the training dataset by sample name
+    (evaluation datasets always stay skeleton-only).
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        wrap_train: Callable[[SkeletonDataset], Any] | None = None,
+        collate_fn: Callable[[list], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.wrap_train = wrap_train
+        self.collate_fn = collate_fn
+        self.train_set: Any = None
+        self.val_set: SkeletonDataset | None = None
+        self.test_set: SkeletonDataset | None = None
+        self._setup_done = False
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, stage: str | None = None) -> None:
+        if self._setup_done:
+            return
+        d = self.cfg.data
+        if not d.path:
+            raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
+        seed = self.cfg.trainer.seed
+        train_source = open_source(d.path, d.train_split)
+        test_source = open_source(d.path, d.test_split)
+        val_source = None
+        if d.val_fraction > 0:
+            tr_idx, va_idx = carve_validation(train_source.names, train_source.labels, d.val_fraction, d.val_seed)
+            val_source = SubsetSource(train_source, va_idx)
+            train_source = SubsetSource(train_source, tr_idx)
+        common = dict(stream=d.stream, layout=d.layout, seed=seed)
+        train_set = SkeletonDataset(train_source, build_transform(self.cfg, True), repeat=d.repeat, **common)
+        self.train_set = self.wrap_train(train_set) if self.wrap_train else train_set
+        self.test_set = SkeletonDataset(test_source, build_transform(self.cfg, False), **common)
+        self.val_set = SkeletonDataset(val_source, build_transform(self.cfg, False), **common) if val_source is not None else None
+        self._setup_done = True
+
+    @property
+    def eval_set(self) -> SkeletonDataset:
+        """The split used for per-epoch evaluation and model selection."""
+        assert self.test_set is not None
+        return self.val_set if self.val_set is not None else self.test_set
+
+    # ---------------------------------------------------------------- loaders
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _loader(self, dataset: Any, *, train: bool, collate_fn: Callable | None = None) -> DataLoader:
+        d = self.cfg.data
+        rank, world = self._rank_world()
+        sampler = EpochSampler(
+            len(dataset), shuffle=train, seed=self.cfg.trainer.seed, rank=rank, world_size=world, drop_last=train
+        )
+        workers = d.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=d.batch_size if train else d.test_batch_size,
+            sampler=sampler,
+            drop_last=train,  # REFERENCE §6.3
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=False,
+            collate_fn=collate_fn,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True, collate_fn=self.collate_fn)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        assert self.test_set is not None
+        return self._loader(self.test_set, train=False)

@@ -1,0 +1,313 @@
+"""Run a training job or an evaluation from a :class:`~mmcl.config.Config`.
+
+A run directory holds everything about one run:
+
+```
+<work_dir>/
+  config.yaml        resolved configuration
+  env.json           versions, seed, machine
+  checkpoints/       last.ckpt (every epoch, atomic) and best.ckpt
+  tb/                TensorBoard events        csv/metrics.csv   CSV log
+  scores.npz         per-sample test scores of the best checkpoint (names, labels, scores)
+  test_metrics.json  test_per_class.csv  test_confusion.csv
+  curves.png  confusion.png  per_class.png
+  results.json       summary (best epoch, accuracies, times)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from mmcl.config import Config, config_to_dict
+from mmcl.engine.metrics import atomic_write_bytes, compute_metrics, save_scores, write_metrics
+
+__all__ = ["train", "evaluate", "run_inference", "build_backbone_from_config", "environment_info", "class_names_for"]
+
+log = logging.getLogger("mmcl")
+
+
+def environment_info(seed: int | None = None) -> dict[str, Any]:
+    import lightning
+    import torchvision
+
+    import mmcl
+
+    return {
+        "mmcl": mmcl.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "seed": seed,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def class_names_for(cfg: Config) -> list[str] | None:
+    """Class names of the configured dataset when mmcl ships them."""
+    try:
+        from mmcl.datasets import class_names
+    except ImportError:
+        return None
+    try:
+        names = class_names(cfg.data.dataset)
+    except (KeyError, ValueError, FileNotFoundError):
+        return None
+    return names[: cfg.data.num_classes] if names and len(names) >= cfg.data.num_classes else None
+
+
+def build_backbone_from_config(cfg: Config) -> torch.nn.Module:
+    from mmcl.models import build_backbone
+
+    return build_backbone(
+        cfg.model.backbone,
+        num_classes=cfg.data.num_classes,
+        layout=cfg.data.layout,
+        num_persons=cfg.data.num_persons,
+        in_channels=cfg.model.in_channels,
+        drop_out=cfg.model.drop_out,
+        **({"base_channels": cfg.model.base_channels} if cfg.model.base_channels != 64 else {}),
+    )
+
+
+def _write_run_header(cfg: Config, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+    atomic_write_bytes(run_dir / "env.json", json.dumps(environment_info(cfg.trainer.seed), indent=2).encode())
+
+
+def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, loggers: Any = False):
+    import lightning.pytorch as pl
+
+    from mmcl.engine.checkpoint import AtomicCheckpointIO
+
+    t = cfg.trainer
+    kwargs: dict[str, Any] = dict(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        check_val_every_n_epoch=t.eval_every,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
+        callbacks=callbacks or [],
+        logger=loggers,
+        enable_checkpointing=bool(callbacks),
+    )
+    if t.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = t.limit_train_batches
+    if t.limit_val_batches is not None:
+        kwargs["limit_val_batches"] = t.limit_val_batches
+    return pl.Trainer(**kwargs)
+
+
+def _build_module(cfg: Config, backbone: torch.nn.Module, heads: torch.nn.Module | None):
+    from mmcl.engine.module import ActionRecognitionModule
+
+    if cfg.trainer.channels_last:
+        backbone = backbone.to(memory_format=torch.channels_last)
+    return ActionRecognitionModule(
+        backbone,
+        num_classes=cfg.data.num_classes,
+        optim=cfg.optim,
+        epochs=cfg.trainer.epochs,
+        heads=heads,
+        config=config_to_dict(cfg),
+        compile_backbone=cfg.trainer.compile,
+    )
+
+
+def inference_device(cfg: Config) -> torch.device:
+    if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@torch.inference_mode()
+def run_inference(backbone: torch.nn.Module, loader: Any, cfg: Config) -> dict[str, np.ndarray]:
+    """Skeleton-only forward pass over a loader: scores, labels and dataset indices in order."""
+    device = inference_device(cfg)
+    backbone = backbone.to(device).eval()
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+    scores, labels, index = [], [], []
+    for batch in loader:
+        x = batch["x"].to(device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = backbone(x)
+        scores.append(out.float().cpu().numpy())
+        labels.append(batch["label"].numpy())
+        index.append(batch["index"].numpy())
+    if not scores:
+        raise RuntimeError("evaluation produced no outputs (empty test split?)")
+    return {"scores": np.concatenate(scores), "labels": np.concatenate(labels), "index": np.concatenate(index)}
+
+
+def _finish_test(cfg: Config, run_dir: Path, result: dict[str, np.ndarray], dataset: Any, prefix: str = "test") -> dict[str, Any]:
+    """Write scores.npz, metrics files and plots of one evaluation pass."""
+    from mmcl.engine.plots import plot_confusion, plot_per_class
+
+    names = [dataset.names[i] for i in result["index"]] if hasattr(dataset, "names") else [str(i) for i in result["index"]]
+    scores_name = "scores.npz" if prefix == "test" else f"{prefix}_scores.npz"
+    save_scores(run_dir / scores_name, names, result["labels"], result["scores"])
+    metrics = compute_metrics(result["scores"], result["labels"], cfg.data.num_classes)
+    class_names = class_names_for(cfg)
+    write_metrics(run_dir, metrics, class_names, prefix=prefix)
+    stem = "" if prefix == "test" else f"{prefix}_"
+    plot_confusion(metrics.confusion, run_dir / f"{stem}confusion.png", class_names)
+    plot_per_class(metrics.per_class_accuracy, run_dir / f"{stem}per_class.png", class_names)
+    return metrics.summary()
+
+
+def _setup_threads(cfg: Config) -> None:
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+
+
+def _colearning(cfg: Config, backbone: torch.nn.Module):
+    """Heads plus the training-set wrapper that joins extra modalities by sample name."""
+    if not (cfg.colearning.fam or cfg.colearning.frm):
+        return None, None, None
+    from mmcl.colearning.setup import build_colearning
+
+    return build_colearning(cfg, backbone)
+
+
+def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
+    """Train one stream; evaluate the best checkpoint on the test split; write the run directory."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from mmcl.engine.data import SkeletonDataModule
+    from mmcl.engine.plots import plot_training_curves
+
+    cfg.validate()
+    _setup_threads(cfg)
+    run_dir = Path(cfg.trainer.work_dir)
+    resume_path = _resolve_resume(resume, run_dir) if resume else None
+    pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
+    backbone = build_backbone_from_config(cfg)
+    heads, wrap_train, collate = _colearning(cfg, backbone)
+    module = _build_module(cfg, backbone, heads)
+    datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
+    datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
+    _write_run_header(cfg, run_dir)
+    select = "val" if cfg.data.val_fraction > 0 else "test"
+    checkpoint_cb = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/top1",  # the eval split: validation when carved, else test (reference behaviour)
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[Any] = [checkpoint_cb]
+    if cfg.trainer.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
+    loggers = [
+        TensorBoardLogger(str(run_dir), name="", version="tb", default_hp_metric=False),
+        CSVLogger(str(run_dir), name="", version="csv"),
+    ]
+    trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers)
+    start = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+    train_seconds = time.time() - start
+    best_path = checkpoint_cb.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
+    best_score = checkpoint_cb.best_model_score
+    # Final evaluation of the selected checkpoint on the test split (single process, skeleton only).
+    results: dict[str, Any] = {"selection_split": select, "train_seconds": round(train_seconds, 1), "best_checkpoint": best_path}
+    if trainer.is_global_zero:
+        from mmcl.engine.checkpoint import read_checkpoint
+
+        ckpt = read_checkpoint(best_path)
+        module.load_state_dict(ckpt["state_dict"])
+        results["best_epoch"] = int(ckpt.get("epoch", -1)) + 1
+        results["best_selection_top1"] = float(best_score) if best_score is not None else None
+        eval_start = time.time()
+        eval_result = run_inference(backbone, _single_process_loader(cfg, datamodule.test_set), cfg)
+        results["test"] = _finish_test(cfg, run_dir, eval_result, datamodule.test_set)
+        results["test_seconds"] = round(time.time() - eval_start, 1)
+        results["parameters"] = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+        csv_path = run_dir / "csv" / "metrics.csv"
+        if csv_path.is_file():
+            plot_training_curves(csv_path, run_dir / "curves.png", title=cfg.name)
+        atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
+def _single_process_loader(cfg: Config, dataset: Any):
+    from torch.utils.data import DataLoader
+
+    from mmcl.datasets.base import EpochSampler
+
+    return DataLoader(
+        dataset,
+        batch_size=cfg.data.test_batch_size,
+        sampler=EpochSampler(len(dataset), shuffle=False, seed=cfg.trainer.seed),
+        num_workers=cfg.data.num_workers,
+    )
+
+
+def _resolve_resume(resume: str | Path, run_dir: Path) -> Path:
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        fallback = run_dir / "checkpoints" / "last.ckpt"
+        if str(resume) in ("auto", "last") and fallback.is_file():
+            return fallback
+        raise FileNotFoundError(f"cannot resume: checkpoint not found: {path}")
+    return path
+
+
+def evaluate(cfg: Config, checkpoint: str | Path, *, out_dir: str | Path | None = None, split: str | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint (ours or official) on the test split; skeleton only."""
+    from mmcl.datasets.base import SkeletonDataset
+    from mmcl.datasets.prepared import open_source
+    from mmcl.engine.checkpoint import load_backbone_from_checkpoint
+    from mmcl.engine.data import build_transform
+
+    cfg.validate()
+    _setup_threads(cfg)
+    if not cfg.data.path:
+        raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
+    backbone = build_backbone_from_config(cfg)
+    kind = load_backbone_from_checkpoint(backbone, checkpoint)
+    source = open_source(cfg.data.path, split or cfg.data.test_split)
+    dataset = SkeletonDataset(source, build_transform(cfg, False), stream=cfg.data.stream, layout=cfg.data.layout, seed=cfg.trainer.seed)
+    run_dir = Path(out_dir or cfg.trainer.work_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    result = run_inference(backbone, _single_process_loader(cfg, dataset), cfg)
+    summary = _finish_test(cfg, run_dir, result, dataset)
+    summary.update({"checkpoint": str(checkpoint), "checkpoint_kind": kind, "seconds": round(time.time() - start, 1)})
+    atomic_write_bytes(run_dir / "test_results.json", json.dumps(summary, indent=2).encode())
+    return summary

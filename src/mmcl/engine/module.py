@@ -1,0 +1,185 @@
+"""The LightningModule: a skeleton backbone, optional co-learning heads, the reference SGD recipe.
+
+Training computes ``L = CE(S, y) + λ1·L_C + λ2·L_R`` (paper Eq. 10); with co-learning switched off
+the heads are absent and this is plain backbone training. Evaluation and prediction only ever
+call the backbone on the skeleton: no image, text feature or CNN is touched.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmcl.config import OptimConfig
+from mmcl.engine.schedule import lr_factor_fn
+
+__all__ = ["ActionRecognitionModule"]
+
+
+class ActionRecognitionModule(pl.LightningModule):
+    """Trains and evaluates one skeleton backbone (optionally with co-learning heads)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        num_classes: int,
+        optim: OptimConfig,
+        epochs: int,
+        heads: nn.Module | None = None,
+        config: dict[str, Any] | None = None,
+        compile_backbone: bool = False,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = heads
+        self.num_classes = num_classes
+        self.optim_cfg = optim
+        self.epochs = epochs
+        self.run_config = config or {}
+        # torch.compile wraps the feature extractor (the costly part); the head stays eager.
+        self._features_fn = torch.compile(backbone.forward_features) if compile_backbone else backbone.forward_features
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.last_eval: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self._features_fn(x)
+        return features, self.backbone.classify(features)
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        x, y = batch["x"], batch["label"]
+        features, logits = self._features_and_logits(x)
+        loss_cls = F.cross_entropy(logits.float(), y)
+        loss = loss_cls
+        bs = y.shape[0]
+        logs = {"train/loss_cls": loss_cls.detach()}
+        if self.heads is not None:
+            terms = self.heads.losses(batch, features, logits)
+            loss = loss + terms["total_aux"]
+            for key, value in terms.items():
+                logs[f"train/loss_{key}"] = value.detach()
+        logs["train/loss"] = loss.detach()
+        logs["train/top1"] = (logits.detach().argmax(1) == y).float().mean()
+        self.log_dict(logs, on_step=True, on_epoch=True, prog_bar=False, batch_size=bs, sync_dist=False)
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=bs, logger=False)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        opt = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if opt is not None:
+            self.log("train/lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=1)
+
+    # -------------------------------------------------------------- evaluation
+    def _eval_step(self, batch: dict[str, Any]) -> None:
+        logits = self._features_and_logits(batch["x"])[1].float()
+        self._eval_outputs.append((logits.detach(), batch["label"].detach(), batch["index"].detach()))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self.backbone(batch["x"]).float()
+
+    def _collect(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gather (scores, labels, dataset indices) from all ranks, de-duplicated by index."""
+        if self._eval_outputs:
+            logits = torch.cat([o[0] for o in self._eval_outputs])
+            labels = torch.cat([o[1] for o in self._eval_outputs])
+            index = torch.cat([o[2] for o in self._eval_outputs])
+        else:
+            logits = torch.zeros(0, self.num_classes, device=self.device)
+            labels = torch.zeros(0, dtype=torch.long, device=self.device)
+            index = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._eval_outputs = []
+        if self.trainer is not None and self.trainer.world_size > 1:
+            logits = self.all_gather(logits).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
+            index = self.all_gather(index).flatten(0, 1)
+        index_np = index.cpu().numpy()
+        _, first = np.unique(index_np, return_index=True)  # sampler padding repeats samples
+        order = first[np.argsort(index_np[first])]
+        return logits.cpu().numpy()[order], labels.cpu().numpy()[order], index_np[order]
+
+    def _finish_eval(self, stage: str) -> None:
+        from mmcl.engine.metrics import compute_metrics
+
+        scores, labels, index = self._collect()
+        if len(labels) == 0:
+            return
+        metrics = compute_metrics(scores, labels, self.num_classes)
+        self.last_eval = {"stage": stage, "scores": scores, "labels": labels, "index": index, "metrics": metrics}
+        self.log_dict(
+            {f"{stage}/top1": metrics.top1, f"{stage}/top5": metrics.top5, f"{stage}/mean_class_acc": metrics.mean_class_accuracy},
+            prog_bar=(stage == "val"),
+            sync_dist=False,
+            batch_size=len(labels),
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_eval("test")
+
+    # --------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        cfg = self.optim_cfg
+        # REFERENCE §6.1: weight decay on ALL parameters (BN, biases, PA, alpha included).
+        optimizer = torch.optim.SGD(
+            [p for p in self.parameters() if p.requires_grad],
+            lr=cfg.base_lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+        factor = lr_factor_fn(
+            schedule=cfg.schedule,
+            warmup_epochs=cfg.warmup_epochs,
+            epochs=self.epochs,
+            lr_steps=cfg.lr_steps,
+            lr_decay=cfg.lr_decay,
+            min_factor=cfg.min_lr / cfg.base_lr if cfg.base_lr else 0.0,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store RNG states as plain tensors/lists so the file loads with ``weights_only=True``."""
+        np_state = np.random.get_state()
+        py_state = random.getstate()
+        checkpoint["mmcl_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": {
+                "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+                "pos": int(np_state[2]),
+                "has_gauss": int(np_state[3]),
+                "cached_gaussian": float(np_state[4]),
+            },
+            "python": {"version": int(py_state[0]), "state": list(py_state[1]), "gauss": py_state[2]},
+        }
+        checkpoint["mmcl_config"] = self.run_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("mmcl_rng")
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        n = rng["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+        p = rng["python"]
+        random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
