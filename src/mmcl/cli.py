@@ -195,6 +195,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean 'the user gave something wrong', reported in one line."""
     errors: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError]
+    try:
+        from mmcl.datasets.multimodal import MissingModalityError
+
+        errors.append(MissingModalityError)
+    except ImportError:  # pragma: no cover - optional pieces missing in a broken install
+        pass
     return tuple(errors)
 
 
@@ -214,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as exc:
         if os.environ.get("MMCL_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        # a report of missing inputs lists names on further lines; anything else is one line
+        message = text if hasattr(exc, "checks") else (text.splitlines()[0] if text else type(exc).__name__)
         if isinstance(exc, KeyError):
             message = f"unknown key {message}"
         print(f"mmcl: error: {message}  (MMCL_DEBUG=1 shows the traceback)", file=sys.stderr)

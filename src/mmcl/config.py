@@ -118,7 +118,7 @@ class CoLearningConfig:
     rgb_dir: str | None = None  # composites <name>.jpg (trainable mode)
     rgb_store: str | None = None  # feature store of CNN features (frozen mode)
     text_store: str | None = None  # feature store of text features (FRM)
-    image_size: list[int] = field(default_factory=lambda: [299, 299])
+    image_size: list[int] = field(default_factory=lambda: [299, 747])  # H×W: 800×320 composites, shorter side 299 (REFERENCE §7.2)
     lambda_contrastive: float = 0.1  # paper Table 6
     lambda_refine: float = 0.2  # paper Table 6
     tau: float = 0.4

@@ -1,0 +1,208 @@
+"""Skeleton dataset and epoch-aware sampler shared by every skeleton source.
+
+Determinism (docs/architecture.md, fixes REFERENCE §12.8): an item is computed from
+``numpy.random.default_rng([seed, epoch, index])`` only. :class:`EpochSampler` yields
+``(epoch, index)`` keys, so augmentation differs between epochs, a resumed run replays
+exactly, and the number of DataLoader workers (or their assignment) does not change any
+sample. A plain ``int`` key means epoch 0.
+
+Errors: a source raises :class:`DataError` for a sample it cannot read; the dataset lets it
+propagate (a broken sample should stop training rather than be silently replaced).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from mmcl.skeleton.layouts import SkeletonLayout, get_layout
+from mmcl.skeleton.modalities import STREAMS, to_stream
+
+__all__ = ["DataError", "SkeletonSource", "Transform", "SkeletonDataset", "EpochSampler", "ItemKey"]
+
+ItemKey = int | tuple[int, int]
+Transform = Callable[[np.ndarray, int | None, np.random.Generator], np.ndarray]
+
+
+class DataError(ValueError):
+    """Unreadable or invalid input data; the message names the file, the sample and the problem.
+
+    Constructed as ``DataError(problem, path=..., sample=...)``; a single positional message
+    also works (so the error survives pickling and DataLoader worker re-raising).
+    """
+
+    def __init__(self, problem: str, path: str | Path | None = None, sample: str | int | None = None) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if sample is not None:
+            where.append(f"sample {sample}")
+        message = f"{', '.join(where)}: {problem}" if where else problem
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.sample = sample
+        self.problem = problem
+
+
+@runtime_checkable
+class SkeletonSource(Protocol):
+    """What a raw skeleton source provides (docs/architecture.md, "Datasets")."""
+
+    names: list[str]
+    labels: np.ndarray
+    num_classes: int
+    layout: str
+    num_persons: int
+
+    def __len__(self) -> int: ...
+
+    def raw(self, i: int) -> tuple[np.ndarray, int]: ...
+
+
+def _parse_key(key: Any) -> tuple[int, int]:
+    if isinstance(key, tuple | list):
+        if len(key) != 2:
+            raise TypeError(f"dataset key must be an int or an (epoch, index) pair, got {key!r}")
+        return int(key[0]), int(key[1])
+    if isinstance(key, int | np.integer) or (isinstance(key, torch.Tensor) and key.dim() == 0):
+        return 0, int(key)
+    raise TypeError(f"dataset key must be an int or an (epoch, index) pair, got {key!r}")
+
+
+class SkeletonDataset(Dataset):
+    """Items ``{"x": float32 C×T×V×M tensor, "label": int, "name": str, "index": int}``.
+
+    Per item: ``raw`` from the source, ``transform(x, valid_length, rng)`` (crop/resize/rotate
+    or NW-UCLA sampling), then the stream conversion (REFERENCE §3.1 order: bone/motion last).
+    ``repeat > 1`` lists the source ``repeat`` times per epoch (NW-UCLA train uses 5,
+    REFERENCE §3.3); item ``k`` is source sample ``k mod n`` but draws its own randomness
+    from ``k``. ``"index"`` is the source sample index (``k mod n``), the row of the sample
+    in the source's ``names``/``labels``.
+    """
+
+    def __init__(
+        self,
+        source: SkeletonSource,
+        transform: Transform | None,
+        stream: str = "joint",
+        layout: SkeletonLayout | str | None = None,
+        seed: int = 0,
+        repeat: int = 1,
+    ) -> None:
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; choose from {list(STREAMS)}")
+        if repeat < 1:
+            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        self.source = source
+        self.transform = transform
+        self.stream = stream
+        self.layout = get_layout(layout if layout is not None else source.layout)
+        self.seed = int(seed)
+        self.repeat = int(repeat)
+
+    def __len__(self) -> int:
+        return len(self.source) * self.repeat
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.source.names)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.source.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.source.num_classes)
+
+    def rng(self, epoch: int, index: int) -> np.random.Generator:
+        """The generator used for item ``index`` in ``epoch`` (exposed for tests and tools)."""
+        return np.random.default_rng([self.seed, epoch, index])
+
+    def __getitem__(self, key: ItemKey) -> dict[str, Any]:
+        epoch, k = _parse_key(key)
+        total = len(self)
+        if k < 0:
+            k += total
+        if not 0 <= k < total:
+            raise IndexError(f"index {k} out of range for dataset of length {total}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        i = k % len(self.source)
+        x, valid_length = self.source.raw(i)
+        if self.transform is not None:
+            x = self.transform(x, valid_length, self.rng(epoch, k))
+        x = to_stream(np.asarray(x, dtype=np.float32), self.stream, self.layout)
+        return {
+            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            "label": int(self.source.labels[i]),
+            "name": str(self.source.names[i]),
+            "index": int(i),
+        }
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` keys; call :meth:`set_epoch` before each epoch.
+
+    ``shuffle`` permutes with ``default_rng([seed, epoch])``. With ``world_size > 1`` each
+    rank gets a disjoint, equal-size, strided share of the (shuffled) order; when
+    ``drop_last`` is False the order is padded by wrapping around to a multiple of
+    ``world_size`` (as torch's ``DistributedSampler`` does), otherwise the tail is dropped.
+    ``drop_last`` here only concerns that divisibility; batch-level ``drop_last`` belongs
+    to the DataLoader.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self.length = int(length)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        if self.drop_last:
+            self.num_samples = self.length // self.world_size
+        else:
+            self.num_samples = math.ceil(self.length / self.world_size)
+        self.total_size = self.num_samples * self.world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def indices(self) -> np.ndarray:
+        """This rank's sample indices for the current epoch."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
+        else:
+            order = np.arange(self.length)
+        if self.total_size > self.length and self.length > 0:
+            order = np.resize(order, self.total_size)  # wraps around, repeating from the start
+        else:
+            order = order[: self.total_size]
+        return order[self.rank : self.total_size : self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return iter([(epoch, int(i)) for i in self.indices()])
+
+    def __len__(self) -> int:
+        return self.num_samples

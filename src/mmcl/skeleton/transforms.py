@@ -1,0 +1,295 @@
+"""Per-sample skeleton transforms that reproduce the reference feeders numerically.
+
+* NTU (REFERENCE §3.1): valid-frame count, random (train) or centre (test) temporal crop,
+  linear resize to a fixed window, random 3-D rotation.
+* NW-UCLA (REFERENCE §3.3): centring, random view rotation/scale, per-axis min-max
+  normalisation to [-1, 1], temporal sampling to 52 frames.
+
+Randomness: the reference draws from global RNGs (numpy and torch for NTU, Python's
+``random`` for NW-UCLA), re-seeded per DataLoader worker (REFERENCE §12.8). Here every
+random draw comes from the ``numpy.random.Generator`` passed in, so results depend only on
+``(seed, epoch, index)`` (see ``mmcl.datasets.base``). The formulas and distributions are
+the reference's; the random streams themselves are ours, so individual augmented samples
+are not bit-identical to a reference run (nor could they be without its worker layout).
+
+Arrays are ``C×T×V×M`` float32 (channels xyz, frames, joints, persons) unless stated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "NTU_WINDOW",
+    "NTU_MIN_CROP",
+    "NTU_TRAIN_P_INTERVAL",
+    "NTU_TEST_P_INTERVAL",
+    "NTU_ROTATION_THETA",
+    "UCLA_WINDOW",
+    "valid_frame_count",
+    "crop_bounds",
+    "resize_time",
+    "crop_resize",
+    "rotation_matrix",
+    "rotate",
+    "random_rotation",
+    "ucla_view_matrix",
+    "ucla_view_normalise",
+    "ucla_sample_indices",
+    "ucla_transform",
+    "NTUTransform",
+    "UCLATransform",
+]
+
+NTU_WINDOW = 64  # REFERENCE §3.1: window_size 64 (CTR-GCN NTU configs)
+NTU_MIN_CROP = 64  # REFERENCE §3.1: hard-coded lower bound of the train crop length
+NTU_TRAIN_P_INTERVAL = (0.5, 1.0)  # REFERENCE §3.1 train p_interval
+NTU_TEST_P_INTERVAL = (0.95,)  # REFERENCE §3.1 test p_interval
+NTU_ROTATION_THETA = 0.3  # REFERENCE §3.1 random_rot theta (radians)
+UCLA_WINDOW = 52  # REFERENCE §3.3: hard-coded time_steps
+UCLA_MAX_ANGLE_DEG = 60  # REFERENCE §3.3: UniformInt{-60..60} degrees
+UCLA_SCALE_RANGE = (0.5, 1.5)  # REFERENCE §3.3: s ~ U(0.5, 1.5) (cancelled by normalisation)
+UCLA_INDEX_REPEATS = 100  # REFERENCE §3.3: multiset {0..T-1} with each index repeated 100 times
+UCLA_CENTER_JOINT = 1  # REFERENCE §3.3: centre on joint index 1 (J2) of frame 0
+
+
+def valid_frame_count(x: np.ndarray) -> int:
+    """Number of frames whose sum over C, V, M is non-zero (REFERENCE §3.1).
+
+    Like the reference, this counts frames (it does not look for the last non-zero one)
+    and the crop then takes frames ``[0, count)``; the data is zero-padded at the end.
+    """
+    per_frame = x.sum(axis=0).sum(axis=-1).sum(axis=-1)  # the reference's summation order
+    return int(np.count_nonzero(per_frame != 0))
+
+
+def crop_bounds(
+    valid_frames: int,
+    p_interval: Sequence[float],
+    rng: np.random.Generator | None = None,
+    min_length: int = NTU_MIN_CROP,
+) -> tuple[int, int]:
+    """Begin and length ``(b, L)`` of the temporal crop of REFERENCE §3.1.
+
+    One value in ``p_interval``: centre crop, ``b = int((1 - p) * V_n / 2)`` evaluated in
+    float64 exactly like the reference (``1 - 0.95`` is ``0.05000000000000004``), ``L = V_n - 2b``.
+    Two values: ``p ~ U[p0, p1)``, ``L = min(max(floor(V_n * p), min_length), V_n)``,
+    ``b ~ UniformInt{0..V_n - L}``.
+    """
+    if valid_frames < 1:
+        raise ValueError(f"cannot crop a sequence with {valid_frames} valid frames")
+    n = int(valid_frames)
+    if len(p_interval) == 1:
+        p = float(p_interval[0])
+        b = int((1.0 - p) * n / 2)
+        return b, n - 2 * b
+    if len(p_interval) != 2:
+        raise ValueError(f"p_interval must have 1 (test) or 2 (train) values, got {list(p_interval)}")
+    if rng is None:
+        raise ValueError("a random crop (two-value p_interval) needs an rng")
+    lo, hi = float(p_interval[0]), float(p_interval[1])
+    p = rng.random() * (hi - lo) + lo
+    length = min(max(int(math.floor(n * p)), min_length), n)
+    b = int(rng.integers(0, n - length + 1))
+    return b, length
+
+
+def resize_time(x: np.ndarray, window: int) -> np.ndarray:
+    """Linear resize along time (axis 1) to ``window`` frames with half-pixel centres.
+
+    Equals the reference's bilinear ``F.interpolate(align_corners=False)`` (REFERENCE §3.1):
+    ``src = (i + 0.5) * L / W - 0.5`` clamped at 0, ``i0 = floor(src)``,
+    ``i1 = min(i0 + 1, L - 1)``, ``out[i] = (1 - λ) in[i0] + λ in[i1]``. Output float32.
+    """
+    length = x.shape[1]
+    if length < 1:
+        raise ValueError("cannot resize an empty sequence")
+    i = np.arange(window, dtype=np.float64)
+    src = np.maximum((i + 0.5) * length / window - 0.5, 0.0)
+    i0 = np.floor(src).astype(np.int64)
+    i0 = np.minimum(i0, length - 1)
+    i1 = np.minimum(i0 + 1, length - 1)
+    lam = (src - i0).astype(np.float32)
+    shape = (1, window) + (1,) * (x.ndim - 2)
+    lam = lam.reshape(shape)
+    xf = np.asarray(x, dtype=np.float32)
+    out = (1.0 - lam) * xf[:, i0] + lam * xf[:, i1]
+    return out.astype(np.float32, copy=False)
+
+
+def crop_resize(
+    x: np.ndarray,
+    valid_frames: int,
+    p_interval: Sequence[float],
+    window: int,
+    rng: np.random.Generator | None = None,
+    min_length: int = NTU_MIN_CROP,
+) -> np.ndarray:
+    """Temporal crop of the valid frames then linear resize to ``window`` (REFERENCE §3.1)."""
+    b, length = crop_bounds(valid_frames, p_interval, rng, min_length)
+    return resize_time(x[:, b : b + length], window)
+
+
+def rotation_matrix(ax: float, ay: float, az: float) -> np.ndarray:
+    """``R = Rz · Ry · Rx`` with the reference's sign convention (REFERENCE §3.1), float64 3×3."""
+    cx, sx = math.cos(ax), math.sin(ax)
+    cy, sy = math.cos(ay), math.sin(ay)
+    cz, sz = math.cos(az), math.sin(az)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cx, sx], [0.0, -sx, cx]])
+    ry = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    rz = np.array([[cz, sz, 0.0], [-sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    return rz @ ry @ rx
+
+
+def rotate(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Apply ``p' = R p`` to every joint (channel axis 0 holds xyz); zeros stay zero."""
+    out = np.tensordot(r.astype(np.float32), np.asarray(x, dtype=np.float32), axes=([1], [0]))
+    return out.astype(np.float32, copy=False)
+
+
+def random_rotation(x: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate by angles ``a_x, a_y, a_z ~ U(-theta, theta)`` drawn once per sample (REFERENCE §3.1)."""
+    ax, ay, az = rng.uniform(-theta, theta, size=3)
+    return rotate(x, rotation_matrix(float(ax), float(ay), float(az)))
+
+
+def ucla_view_matrix(ax_deg: float, ay_deg: float, scale: float) -> np.ndarray:
+    """``Ry · (Rx · S)`` for row vectors, ``p' = p · M`` (REFERENCE §3.3), float64 3×3."""
+    ax, ay = math.radians(ax_deg), math.radians(ay_deg)
+    cx, sx = math.cos(ax), math.sin(ax)
+    cy, sy = math.cos(ay), math.sin(ay)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cx, sx], [0.0, -sx, cx]])
+    ry = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    return ry @ (rx @ (scale * np.eye(3)))
+
+
+def ucla_view_normalise(
+    seq: np.ndarray,
+    ax_deg: float = 0.0,
+    ay_deg: float = 0.0,
+    scale: float = 1.0,
+    center_joint: int = UCLA_CENTER_JOINT,
+) -> np.ndarray:
+    """Centre, rotate/scale and min-max normalise a ``T×V×3`` clip to [-1, 1] (float64).
+
+    Deviation: an axis that is constant over the whole clip makes the reference divide by
+    zero (NaN, REFERENCE §12.20); here that axis is set to 0 (the middle of [-1, 1]).
+    """
+    value = np.asarray(seq, dtype=np.float64)
+    t, v, _ = value.shape
+    value = value - value[0, center_joint]
+    flat = value.reshape(-1, 3) @ ucla_view_matrix(ax_deg, ay_deg, scale)
+    lo = flat.min(axis=0)
+    span = flat.max(axis=0) - lo
+    safe = np.where(span > 0, span, 1.0)
+    norm = np.where(span > 0, (flat - lo) / safe * 2.0 - 1.0, 0.0)
+    return norm.reshape(t, v, 3)
+
+
+def ucla_sample_indices(
+    length: int, window: int = UCLA_WINDOW, train: bool = False, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Frame indices of the NW-UCLA temporal sampling (REFERENCE §3.3).
+
+    Train: ``window`` draws without replacement from the multiset ``{0..T-1}`` with each
+    index repeated 100 times, sorted (so indices may repeat). Test: ``floor(linspace(0, T-1, window))``.
+    """
+    if length < 1:
+        raise ValueError("cannot sample frames from an empty sequence")
+    if train:
+        if rng is None:
+            raise ValueError("train-time sampling needs an rng")
+        picks = rng.choice(length * UCLA_INDEX_REPEATS, size=window, replace=False) % length
+        return np.sort(picks)
+    return np.linspace(0, length - 1, window).astype(np.int64)  # truncation toward zero
+
+
+def ucla_transform(
+    seq: np.ndarray,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    window: int = UCLA_WINDOW,
+    center_joint: int = UCLA_CENTER_JOINT,
+) -> np.ndarray:
+    """NW-UCLA per-sample transform (REFERENCE §3.3): ``T×V×3`` in, ``window×V×3`` float32 out.
+
+    Steps: centre on ``center_joint`` of frame 0; (train) rotate by integer angles in
+    [-60, 60] degrees about x and y and scale by ``s ~ U(0.5, 1.5)`` (kept for fidelity although
+    the normalisation cancels it); per-axis min-max to [-1, 1] (constant axis -> 0, see
+    :func:`ucla_view_normalise`); sample ``window`` frames (:func:`ucla_sample_indices`).
+    """
+    value = np.asarray(seq)
+    if value.ndim != 3 or value.shape[-1] != 3:
+        raise ValueError(f"ucla_transform expects T×V×3, got shape {value.shape}")
+    if value.shape[0] < 1:
+        raise ValueError("ucla_transform: sequence has no frames")
+    if train:
+        if rng is None:
+            raise ValueError("ucla_transform(train=True) needs an rng")
+        ax = int(rng.integers(-UCLA_MAX_ANGLE_DEG, UCLA_MAX_ANGLE_DEG + 1))
+        ay = int(rng.integers(-UCLA_MAX_ANGLE_DEG, UCLA_MAX_ANGLE_DEG + 1))
+        scale = float(rng.uniform(*UCLA_SCALE_RANGE))
+    else:
+        ax, ay, scale = 0, 0, 1.0
+    norm = ucla_view_normalise(value, ax, ay, scale, center_joint)
+    idx = ucla_sample_indices(value.shape[0], window, train, rng)
+    return norm[idx].astype(np.float32)
+
+
+class NTUTransform:
+    """NTU feeder transform: crop + resize to ``window``, then (train) random rotation.
+
+    ``p_interval`` defaults to ``[0.5, 1]`` for training and ``[0.95]`` for testing;
+    ``rotation_theta`` applies to training only (0 disables it) (REFERENCE §3.1).
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        window: int = NTU_WINDOW,
+        p_interval: Sequence[float] | None = None,
+        rotation_theta: float = NTU_ROTATION_THETA,
+    ) -> None:
+        self.train = bool(train)
+        self.window = int(window)
+        if p_interval is None:
+            p_interval = NTU_TRAIN_P_INTERVAL if self.train else NTU_TEST_P_INTERVAL
+        self.p_interval = tuple(float(p) for p in p_interval)
+        if len(self.p_interval) not in (1, 2):
+            raise ValueError(f"p_interval must have 1 or 2 values, got {list(p_interval)}")
+        self.rotation_theta = float(rotation_theta)
+
+    def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
+        if valid_length is None:
+            valid_length = valid_frame_count(x)
+        out = crop_resize(x, valid_length, self.p_interval, self.window, rng)
+        if self.train and self.rotation_theta > 0:
+            out = random_rotation(out, self.rotation_theta, rng)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"NTUTransform(train={self.train}, window={self.window}, "
+            f"p_interval={list(self.p_interval)}, rotation_theta={self.rotation_theta})"
+        )
+
+
+class UCLATransform:
+    """NW-UCLA feeder transform on a ``C×T×V×1`` sample (only the first ``valid_length`` frames)."""
+
+    def __init__(self, train: bool, window: int = UCLA_WINDOW) -> None:
+        self.train = bool(train)
+        self.window = int(window)
+
+    def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
+        if valid_length is None:
+            valid_length = valid_frame_count(x)
+        seq = np.asarray(x[:, :valid_length, :, 0]).transpose(1, 2, 0)  # T×V×C
+        out = ucla_transform(seq, self.train, rng, self.window)
+        return np.ascontiguousarray(out.transpose(2, 0, 1)[..., None])  # C×W×V×1
+
+    def __repr__(self) -> str:
+        return f"UCLATransform(train={self.train}, window={self.window})"
