@@ -118,3 +118,13 @@ def test_adapters_fail_clearly(tmp_path: Path) -> None:
     except ImportError:
         with pytest.raises(ImportError, match="pip install ultralytics"):
             YOLODetector(weights)
+
+
+@pytest.mark.parametrize("shape", [(96, 72, 3), (200, 100, 3), (50, 30, 3)])
+def test_hog_survives_frames_smaller_than_its_window(shape: tuple[int, int, int]) -> None:
+    """OpenCV's HOG kills the process on images below 64×128; the detector must upscale them."""
+    pytest.importorskip("cv2")
+    from mmcl.modalities.detect import HOGPersonDetector
+
+    boxes = HOGPersonDetector().detect(np.zeros(shape, dtype=np.uint8))
+    assert boxes == []

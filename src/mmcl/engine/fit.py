@@ -254,6 +254,9 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
         eval_start = time.time()
         eval_result = run_inference(backbone, _single_process_loader(cfg, datamodule.test_set), cfg)
         results["test"] = _finish_test(cfg, run_dir, eval_result, datamodule.test_set)
+        if datamodule.val_set is not None:  # validation scores of the selected checkpoint, for ensemble weights
+            val_result = run_inference(backbone, _single_process_loader(cfg, datamodule.val_set), cfg)
+            results["val"] = _finish_test(cfg, run_dir, val_result, datamodule.val_set, prefix="val")
         results["test_seconds"] = round(time.time() - eval_start, 1)
         results["parameters"] = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
         csv_path = run_dir / "csv" / "metrics.csv"

@@ -167,6 +167,9 @@ def _import_cv2():
     return cv2
 
 
+HOG_WINDOW = (64, 128)  # (w, h) of OpenCV's default people detector window (Dalal-Triggs)
+
+
 class HOGPersonDetector:
     """OpenCV's built-in HOG + linear SVM people detector (Dalal-Triggs); needs no model file.
 
@@ -198,7 +201,13 @@ class HOGPersonDetector:
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         h, w = frame_rgb.shape[:2]
         f = min(1.0, self.max_side / max(h, w))
-        img = frame_rgb if f == 1.0 else cv2.resize(frame_rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        # OpenCV's HOG crashes the process (not an exception) on images smaller than its 64×128
+        # window: upscale such frames so both sides cover the window.
+        f = max(f, HOG_WINDOW[0] / w, HOG_WINDOW[1] / h)
+        img = frame_rgb if f == 1.0 else cv2.resize(
+            frame_rgb, (max(HOG_WINDOW[0], round(w * f)), max(HOG_WINDOW[1], round(h * f))),
+            interpolation=cv2.INTER_AREA if f < 1.0 else cv2.INTER_LINEAR,
+        )
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         rects, weights = self._hog.detectMultiScale(
             gray, hitThreshold=self.hit_threshold, winStride=(self.win_stride, self.win_stride), scale=self.scale
