@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,8 @@ from mmcl.prepare.ntu import (
     prepare_ntu,
 )
 from mmcl.prepare.ntu_denoise import process_parsed
-from mmcl.prepare.ntu_parse import _parse_careful, _parse_fast, parse_skeleton
+from mmcl.prepare import ntu_denoise, ntu_parse
+from mmcl.prepare.ntu_parse import _Fallback, _parse_careful, _parse_fast, _parse_numba, _parse_numpy, parse_skeleton
 from mmcl.prepare.ntu_synth import format_skeleton, random_sample, sample_name, standing_pose, write_skeleton
 
 
@@ -49,12 +52,31 @@ def run(frames, fix_quirks: bool = False):
 # --- parser ---------------------------------------------------------------------------------------
 
 
+def assert_same_parse(a, b) -> None:
+    """Bit-for-bit equality of two ParsedSkeleton results."""
+    assert a.num_frames == b.num_frames and a.dropped_frames == b.dropped_frames
+    assert [x.body_id for x in a.bodies] == [x.body_id for x in b.bodies]
+    for x, y in zip(a.bodies, b.bodies):
+        assert x.joints.dtype == y.joints.dtype == np.float32 and x.colors.dtype == y.colors.dtype == np.float32
+        assert x.joints.shape == y.joints.shape and x.colors.shape == y.colors.shape
+        assert x.joints.tobytes() == y.joints.tobytes() and x.colors.tobytes() == y.colors.tobytes()
+        assert x.frames.tolist() == y.frames.tolist()
+
+
+def assert_same_sample(a, b) -> None:
+    assert a.num_actors == b.num_actors and a.info == b.info
+    assert a.joints.tobytes() == b.joints.tobytes() and a.colors.tobytes() == b.colors.tobytes()
+
+
+needs_numba = pytest.mark.skipif(ntu_parse._kernel() is None, reason="numba is not installed")
+
+
 def test_real_sample(ntu_sample_dir: Path) -> None:
     data = (ntu_sample_dir / "S001C001P001R001A001.skeleton").read_bytes()
     fast, careful = _parse_fast(data), _parse_careful(data, None)
     assert fast.num_frames == 103 and len(fast.bodies) == 1
-    assert np.array_equal(fast.bodies[0].joints, careful.bodies[0].joints)
-    assert np.array_equal(fast.bodies[0].colors, careful.bodies[0].colors)
+    assert_same_parse(fast, careful)
+    assert_same_parse(_parse_numpy(data), careful)
     # reference conversion: the first three fields of each joint line through float32
     rows = [ln.split() for ln in data.decode().splitlines() if len(ln.split()) == 12]
     ref = np.array([r[:3] for r in rows], dtype=np.float32).reshape(-1, 25, 3)
@@ -63,6 +85,127 @@ def test_real_sample(ntu_sample_dir: Path) -> None:
     assert res.num_actors == 1 and res.joints.shape == (103, 150)
     assert np.allclose(res.joints[0, 3:6], 0)  # centred on J2 of frame 0
     assert np.array_equal(res.joints[0, :75], ref[0].ravel() - np.tile(ref[0, 1], 25))
+    assert_same_sample(res, process_parsed(careful))
+
+
+@needs_numba
+def test_compiled_path_on_real_sample(ntu_sample_dir: Path) -> None:
+    data = (ntu_sample_dir / "S001C001P001R001A001.skeleton").read_bytes()
+    assert_same_parse(_parse_numba(data), _parse_careful(data, None))
+
+
+def _random_files(seed: int, n: int) -> list[bytes]:
+    """Realistic random files: 1-4 bodies, 12-120 frames, some frames without bodies."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        frames = random_sample(rng, int(rng.integers(12, 120)), int(rng.integers(1, 5)))
+        for f in rng.choice(len(frames), size=int(rng.integers(0, 4)), replace=False):
+            frames[f] = []
+        out.append(format_skeleton(frames).encode())
+    return out
+
+
+@needs_numba
+@pytest.mark.parametrize("fix_quirks", [False, True])
+def test_compiled_numpy_careful_identical_on_corpus(fix_quirks: bool) -> None:
+    for data in _random_files(3, 25):
+        careful = _parse_careful(data, None)
+        for parsed in (_parse_numba(data), _parse_numpy(data)):
+            assert_same_parse(parsed, careful)
+        try:
+            want = process_parsed(careful, fix_quirks=fix_quirks)
+        except ntu_denoise.NTUDenoiseError:
+            continue
+        assert_same_sample(process_parsed(_parse_numba(data), fix_quirks=fix_quirks), want)
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    "token, accepted",
+    [
+        ("0.2181153", True), ("-0.2181153", True), ("+.5", True), ("5.", True), ("-0", True), ("-0.0", True),
+        ("1.2e-05", True), ("-1.5E+2", True), ("7e0", True), ("0e999", True), ("900719925474099.2", True), ("0.000000000000001", True),
+        ("0.1234567890123456789", False), ("1e30", False), ("1_0", False), ("9007199254740993", False),
+        ("1" * 30, False),
+    ],
+)
+def test_compiled_number_formats(token: str, accepted: bool) -> None:
+    """Exact like float(); formats outside the exact fast path go to the careful path, same result."""
+    lines = format_skeleton(frames_of(2, ("7", 0, track(2)))).splitlines()
+    f = lines[4].split()
+    f[0] = f[6] = token
+    lines[4] = " ".join(f)
+    data = ("\n".join(lines) + "\n").encode()
+    careful = _parse_careful(data, None)
+    assert careful.bodies[0].joints[0, 0, 0] == np.float32(float(token))
+    assert np.signbit(careful.bodies[0].joints[0, 0, 0]) == np.signbit(float(token))
+    if accepted:
+        assert_same_parse(_parse_numba(data), careful)
+    else:
+        with pytest.raises(_Fallback):
+            _parse_numba(data)
+    assert_same_parse(parse_skeleton(data), careful)
+
+
+@needs_numba
+def test_compiled_path_layout_variants() -> None:
+    """CRLF, tabs, \v \f, padded count lines, leading-zero ids, no final newline, trailing blanks."""
+    text = format_skeleton(frames_of(20, ("7", 0, track(20)), ("007", 3, track(15, (1, 0, 3)))))
+    variants = [
+        text.replace("\n", "\r\n"),
+        text.replace(" ", "\t"),
+        text.replace(" 0 ", " \x0b0\x0c "),
+        text.replace("\n25\n", "\n 025 \n"),
+        text.rstrip("\n"),
+        text + "\n \n\t\n",
+    ]
+    for v in variants:
+        data = v.encode()
+        fast = _parse_numba(data)
+        assert [b.body_id for b in fast.bodies] == ["7", "007"]
+        assert_same_parse(fast, _parse_careful(data, None))
+
+
+@needs_numba
+def test_compiled_path_reports_where_it_stopped() -> None:
+    lines = format_skeleton(frames_of(2, ("7", 0, track(2)))).splitlines()
+    lines[9] = lines[9].replace(lines[9].split()[2], "x1", 1)
+    data = ("\n".join(lines) + "\n").encode()
+    with pytest.raises(_Fallback) as ei:
+        _parse_numba(data)
+    assert ei.value.code == ntu_parse._E_NUMBER and ntu_parse._line_of(data, ei.value.offset) == 10
+    with pytest.raises(NTUParseError) as ei2:
+        parse_skeleton(data, "bad.skeleton")
+    assert ei2.value.line == 10 and "not a number" in str(ei2.value)
+
+
+def test_without_numba_numpy_path_and_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _random_files(5, 1)[0]
+    monkeypatch.setattr(ntu_parse, "_KERNEL", False)
+    monkeypatch.setattr(ntu_parse, "_NUMBA_WARNED", False)
+    with pytest.warns(RuntimeWarning, match="numba"):
+        first = parse_skeleton(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_skeleton(data)
+    assert_same_parse(first, _parse_careful(data, None))
+
+
+@needs_numba
+def test_compiled_denoise_helpers_match_numpy() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 300))
+        j = (rng.normal(0, 1, (n, 25, 3)) * rng.uniform(0.01, 2) + rng.uniform(-3, 3, 3)).astype(np.float32)
+        if rng.random() < 0.3:
+            j[..., 0] *= rng.uniform(1, 4)  # wide poses: some frames fail the spread test
+        m = ntu_denoise._motion(j)
+        assert isinstance(m, np.float32) and m.tobytes() == ntu_denoise._motion_numpy(j).tobytes()
+        valid = ntu_denoise._spread_valid(j)
+        assert valid.tolist() == ntu_denoise._spread_valid_numpy(j).tolist()
+        if len(valid):
+            assert ntu_denoise._motion(j, valid).tobytes() == ntu_denoise._motion_numpy(j, valid).tobytes()
 
 
 def test_dropped_frames_and_exponents() -> None:

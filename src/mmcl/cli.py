@@ -137,6 +137,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             cfg.data.layout = stored["layout"]
             cfg.data.num_persons = stored["num_persons"]
             cfg.model.in_channels = stored["in_channels"]
+            cfg.model.base_channels = stored.get("base_channels", 64)
     summary = evaluate(cfg, args.checkpoint, out_dir=args.out)
     print(
         f"test top-1 {100 * summary['top1']:.2f}%  top-5 {100 * summary['top5']:.2f}%  "

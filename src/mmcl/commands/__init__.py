@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmcl.commands import prepare
+from mmcl.commands import deploy, evaluate, extract, prepare
 
 __all__ = ["register"]
 
-MODULES = (prepare,)
+MODULES = (prepare, extract, evaluate, deploy)
 
 
 def register(sub: Any) -> None:

@@ -11,42 +11,40 @@ All are read with ``torch.load(weights_only=True)`` or safetensors: no arbitrary
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.plugins import TorchCheckpointIO
 from torch import nn
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "read_checkpoint", "load_backbone_from_checkpoint", "checkpoint_builder_args"]
+__all__ = ["atomic_checkpoint_io", "CheckpointError", "read_checkpoint", "load_backbone_from_checkpoint", "checkpoint_builder_args"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or does not fit the model."""
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Save to a temporary file in the same folder, fsync, then rename over the target."""
+def atomic_checkpoint_io() -> Any:
+    """Lightning CheckpointIO that saves to a temp file in the same folder, fsyncs, then renames.
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+    Built on demand so that reading checkpoints (predict, export, test) never imports Lightning.
+    """
+    from lightning.fabric.plugins import TorchCheckpointIO
 
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return read_checkpoint(path, map_location=map_location or "cpu")
+    from mmcl.engine.metrics import atomic_write_bytes
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+            import io
+
+            buf = io.BytesIO()
+            torch.save(checkpoint, buf)
+            atomic_write_bytes(path, buf.getvalue())
+
+        def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+            return read_checkpoint(path, map_location=map_location or "cpu")
+
+    return AtomicCheckpointIO()
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -79,7 +77,8 @@ def checkpoint_builder_args(path: str | Path) -> dict[str, Any] | None:
     exported = _exported_paths(path)
     if exported:
         meta = json.loads(exported[1].read_text())
-        return {k: meta[k] for k in ("name", "num_classes", "layout", "num_persons", "in_channels") if k in meta}
+        meta = meta.get("builder", meta)  # model.json nests the builder arguments under "builder"
+        return {k: meta[k] for k in ("name", "num_classes", "layout", "num_persons", "in_channels", "base_channels") if k in meta}
     ckpt = read_checkpoint(path)
     cfg = ckpt.get("mmcl_config")
     if not cfg:
@@ -90,6 +89,7 @@ def checkpoint_builder_args(path: str | Path) -> dict[str, Any] | None:
         "layout": cfg["data"]["layout"],
         "num_persons": cfg["data"]["num_persons"],
         "in_channels": cfg["model"]["in_channels"],
+        **({"base_channels": cfg["model"]["base_channels"]} if cfg["model"].get("base_channels", 64) != 64 else {}),
     }
 
 

@@ -97,7 +97,7 @@ def _write_run_header(cfg: Config, run_dir: Path) -> None:
 def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, loggers: Any = False):
     import lightning.pytorch as pl
 
-    from mmcl.engine.checkpoint import AtomicCheckpointIO
+    from mmcl.engine.checkpoint import atomic_checkpoint_io
 
     t = cfg.trainer
     kwargs: dict[str, Any] = dict(
@@ -115,7 +115,7 @@ def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, logge
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         default_root_dir=str(run_dir),
-        plugins=[AtomicCheckpointIO()],
+        plugins=[atomic_checkpoint_io()],
         callbacks=callbacks or [],
         logger=loggers,
         enable_checkpointing=bool(callbacks),

@@ -80,12 +80,14 @@ class _Body:
         return int(self.interval[-1])
 
 
-def _motion(joints: np.ndarray) -> np.float32:
+def _motion_numpy(joints: np.ndarray, frames: np.ndarray | None = None) -> np.float32:
     """Sum over x, y, z of the population variance over all (frame, joint) rows (REFERENCE §2.2.5)."""
+    if frames is not None:
+        joints = joints[frames]
     return np.sum(np.var(joints.reshape(-1, 3), axis=0))
 
 
-def _spread_valid(joints: np.ndarray) -> np.ndarray:
+def _spread_valid_numpy(joints: np.ndarray) -> np.ndarray:
     """Frames whose x-spread <= 0.8 * y-spread (REFERENCE §2.3 step 2).
 
     The spreads are float32 (max - min of float32); the product with 0.8 and the comparison are
@@ -96,6 +98,110 @@ def _spread_valid(joints: np.ndarray) -> np.ndarray:
     dx = (x.max(axis=1) - x.min(axis=1)).astype(np.float64)
     dy = (y.max(axis=1) - y.min(axis=1)).astype(np.float64)
     return np.flatnonzero(dx <= NOISE_SPR_THRES1 * dy)
+
+
+# Compiled versions (numba, when installed) of the two hot loops above, with the same numerics:
+# ``np.var(a, axis=0)`` on an (n, 3) float32 array sums each column in float32 in row order, divides
+# the sum by n in float64 and rounds to float32 (the mean), then does the same with the float32
+# squares of the float32 deviations; ``np.sum`` of the three variances is ``(v0 + v1) + v2`` in
+# float32. tests/test_ntu_prepare.py checks the equality on random data and the test corpus.
+
+
+def _motion_kernel(joints, frames):  # pragma: no cover - compiled by numba
+    n = frames.size
+    rows = n * joints.shape[1]
+    s0 = np.float32(0)
+    s1 = np.float32(0)
+    s2 = np.float32(0)
+    for i in range(n):
+        f = frames[i]
+        for j in range(joints.shape[1]):
+            s0 += joints[f, j, 0]
+            s1 += joints[f, j, 1]
+            s2 += joints[f, j, 2]
+    m0 = np.float32(np.float64(s0) / np.float64(rows))
+    m1 = np.float32(np.float64(s1) / np.float64(rows))
+    m2 = np.float32(np.float64(s2) / np.float64(rows))
+    q0 = np.float32(0)
+    q1 = np.float32(0)
+    q2 = np.float32(0)
+    for i in range(n):
+        f = frames[i]
+        for j in range(joints.shape[1]):
+            d0 = joints[f, j, 0] - m0
+            d1 = joints[f, j, 1] - m1
+            d2 = joints[f, j, 2] - m2
+            q0 += d0 * d0
+            q1 += d1 * d1
+            q2 += d2 * d2
+    v0 = np.float32(np.float64(q0) / np.float64(rows))
+    v1 = np.float32(np.float64(q1) / np.float64(rows))
+    v2 = np.float32(np.float64(q2) / np.float64(rows))
+    return (v0 + v1) + v2
+
+
+def _spread_kernel(joints, thres):  # pragma: no cover - compiled by numba
+    n = joints.shape[0]
+    out = np.empty(n, np.int64)
+    k = 0
+    for f in range(n):
+        x_lo = joints[f, 0, 0]
+        x_hi = x_lo
+        y_lo = joints[f, 0, 1]
+        y_hi = y_lo
+        for j in range(1, joints.shape[1]):
+            x = joints[f, j, 0]
+            y = joints[f, j, 1]
+            x_lo = min(x_lo, x)
+            x_hi = max(x_hi, x)
+            y_lo = min(y_lo, y)
+            y_hi = max(y_hi, y)
+        if np.float64(x_hi - x_lo) <= thres * np.float64(y_hi - y_lo):
+            out[k] = f
+            k += 1
+    return out[:k]
+
+
+_KERNELS: tuple | None = None
+
+
+def _kernels() -> tuple:
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            from numba import njit
+        except ImportError:
+            _KERNELS = (None, None)
+        else:
+            _KERNELS = (njit(cache=True, nogil=True)(_motion_kernel), njit(cache=True, nogil=True)(_spread_kernel))
+    return _KERNELS
+
+
+def _motion(joints: np.ndarray, frames: np.ndarray | None = None) -> np.float32:
+    """Motion of a body (``joints``: n x 25 x 3 float32), optionally over some of its frames only."""
+    kernel = _kernels()[0]
+    if kernel is None or joints.dtype != np.float32:
+        return _motion_numpy(joints, frames)
+    if frames is None:
+        frames = np.arange(len(joints))
+    if len(frames) == 0:
+        return _motion_numpy(joints, frames)  # nan with numpy's warning, as the reference
+    return np.float32(kernel(joints, frames))
+
+
+def _spread_valid(joints: np.ndarray) -> np.ndarray:
+    """Frames whose x-spread <= 0.8 * y-spread (REFERENCE §2.3 step 2); see :func:`_spread_valid_numpy`."""
+    kernel = _kernels()[1]
+    if kernel is None or joints.dtype != np.float32 or len(joints) == 0:
+        return _spread_valid_numpy(joints)
+    return kernel(joints, NOISE_SPR_THRES1)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's on-disk cache) the compiled helpers; call once per process."""
+    j = np.zeros((2, NTU_NUM_JOINTS, 3), np.float32)
+    _motion(j)
+    _spread_valid(j)
 
 
 def _denoise(bodies: list[_Body], fix_quirks: bool, path: str | None) -> tuple[list[_Body], dict[str, Any]]:
@@ -125,7 +231,7 @@ def _denoise(bodies: list[_Body], fix_quirks: bool, path: str | None) -> tuple[l
             remaining.remove(b)
             removed_spr.append(b.body.body_id)
         else:
-            b.motion = min(b.motion, _motion(joints[valid]))
+            b.motion = min(b.motion, _motion(joints, valid))
     info["removed_by_spread"] = removed_spr
     if len(remaining) == 1:
         return remaining, info
