@@ -47,7 +47,7 @@ def build(variant: str, cfg) -> torch.nn.Module:
         from reference_ctrgcn import OfficialCTRGCN
 
         return OfficialCTRGCN(num_class=cfg.data.num_classes, num_point=get_layout(cfg.data.layout).num_joints,
-                              num_person=cfg.data.num_persons, layout=cfg.data.layout)
+                              num_person=cfg.data.num_persons, in_channels=cfg.model.in_channels)
     return build_backbone_from_config(cfg)
 
 

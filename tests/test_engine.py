@@ -85,6 +85,12 @@ def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: 
     assert resumed.keys() == reference.keys()
     for key in reference:
         torch.testing.assert_close(resumed[key], reference[key], rtol=0, atol=1e-6, msg=key)
+    # the CSV log continues across the interruption instead of starting over
+    import csv
+
+    with open(tmp_path / "cut" / "csv" / "metrics.csv", newline="") as fh:
+        epochs = sorted({int(r["epoch"]) for r in csv.DictReader(fh) if r.get("val/top1")})
+    assert epochs == [0, 1, 2]
 
 
 def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) -> None:

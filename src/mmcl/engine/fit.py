@@ -17,6 +17,7 @@ A run directory holds everything about one run:
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -202,7 +203,7 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     """Train one stream; evaluate the best checkpoint on the test split; write the run directory."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     from mmcl.engine.data import SkeletonDataModule
     from mmcl.engine.plots import plot_training_curves
@@ -219,22 +220,32 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
     _write_run_header(cfg, run_dir)
     select = "val" if cfg.data.val_fraction > 0 else "test"
+    # "best" follows the eval split's top-1 (validation when carved, else test: reference behaviour);
+    # "last" is rewritten after every epoch whatever the score, so --resume never loses an epoch.
     checkpoint_cb = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor="val/top1",  # the eval split: validation when carved, else test (reference behaviour)
+        monitor="val/top1",
         mode="max",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    callbacks: list[Any] = [checkpoint_cb]
+    last_cb = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[Any] = [checkpoint_cb, last_cb]
     if cfg.trainer.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
     loggers = [
         TensorBoardLogger(str(run_dir), name="", version="tb", default_hp_metric=False),
-        CSVLogger(str(run_dir), name="", version="csv"),
+        _csv_logger(run_dir, append=resume_path is not None),
     ]
     trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers)
     start = time.time()
@@ -264,6 +275,26 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
             plot_training_curves(csv_path, run_dir / "curves.png", title=cfg.name)
         atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
     return results
+
+
+def _csv_logger(run_dir: Path, *, append: bool) -> Any:
+    """Lightning's CSV logger; on --resume it appends to the existing metrics.csv instead of deleting it."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(str(run_dir), name="", version="csv")
+    if append:
+        from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+        class AppendingWriter(ExperimentWriter):
+            def _check_log_dir_exists(self) -> None:  # keep the rows of the interrupted run
+                return None
+
+        writer = AppendingWriter(log_dir=logger.log_dir)
+        if os.path.isfile(writer.metrics_file_path):  # continue with the existing columns
+            with open(writer.metrics_file_path, newline="") as fh:
+                writer.metrics_keys = next(csv.reader(fh), [])
+        logger._experiment = writer
+    return logger
 
 
 def _single_process_loader(cfg: Config, dataset: Any):

@@ -1,0 +1,46 @@
+"""Backbone factory: the one entry point that turns config values into a model."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from mmcl.models.ctrgcn import CTRGCN
+from mmcl.models.ctrs_gcn import CTRSGCN
+from mmcl.skeleton.layouts import LAYOUTS
+
+__all__ = ["build_backbone", "BACKBONES"]
+
+BACKBONES: tuple[str, ...] = ("ctrgcn", "ctrs-gcn")
+
+
+def build_backbone(
+    name: str = "ctrgcn",
+    *,
+    num_classes: int,
+    layout: str,
+    num_persons: int,
+    in_channels: int = 3,
+    drop_out: float = 0.0,
+    base_channels: int = 64,
+) -> nn.Module:
+    """Build a skeleton backbone (``forward``, ``forward_features``, ``classify``, ``feature_dim``).
+
+    ``layout`` is a skeleton layout name ("ntu25", "kinect20"); it fixes the joint count and graph.
+    ``base_channels`` narrows CTR-GCN for tiny models (64 = the reference width).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown skeleton layout {layout!r}; choose from {sorted(LAYOUTS)}")
+    if num_classes < 1 or num_persons < 1 or in_channels < 1:
+        raise ValueError(
+            f"num_classes, num_persons and in_channels must be positive, got {num_classes}, {num_persons}, {in_channels}"
+        )
+    kwargs = dict(
+        num_classes=num_classes, layout=layout, num_persons=num_persons, in_channels=in_channels, drop_out=drop_out
+    )
+    if name == "ctrgcn":
+        return CTRGCN(**kwargs, base_channels=base_channels)
+    if name == "ctrs-gcn":
+        if base_channels != 64:
+            raise ValueError("ctrs-gcn has the reference width only (base_channels=64)")
+        return CTRSGCN(**kwargs)
+    raise ValueError(f"unknown backbone {name!r}; choose from {list(BACKBONES)}")

@@ -1,0 +1,169 @@
+"""The one place that maps our parameter names to the official checkpoint key names.
+
+CTR-GCN official keys follow REFERENCE §5.7 (and ``ctrgcn_ntu120_state_dict.tsv``). CTRS-GCN keys
+follow the reference baseline (model/baseline.py, REFERENCE §5.8), whose modules are named like
+CTR-GCN's: ``l{i}.gcn1.{PA, conv_d.{k}.*, down.{0,1}.*, bn.*}``, ``l{i}.tcn1.{conv, bn}.*``
+(single temporal unit), ``l{i}.residual.{conv, bn}.*``, ``data_bn.*``, ``fc.*`` (no ``alpha``:
+the baseline has no topology refinement).
+
+Every parameter and buffer keeps the official shape, so the mapping is a pure renaming.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "official_key",
+    "reference_state_dict",
+    "load_reference_state_dict",
+    "split_mmcl_checkpoint",
+    "unwrap_checkpoint",
+    "MMCL_EXTRA_PREFIXES",
+]
+
+# Official MMCL keys that are not part of the backbone (REFERENCE §7.9, mmcl_extra_state_dict.tsv).
+MMCL_EXTRA_PREFIXES: tuple[str, ...] = ("PosMatrix", "NegMatrix", "mlp.", "FAM_Aligh.", "inception_v3.")
+
+_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+# Renaming rules inside one block (our suffix -> official suffix), tried in order.
+_BLOCK_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        # CTR-GCN unit_gcn (REFERENCE §5.3, §5.7)
+        (r"^graph_conv\.adjacency$", r"gcn1.PA"),
+        (r"^graph_conv\.alpha$", r"gcn1.alpha"),
+        (r"^graph_conv\.topology\.(\d+)\.query\.(\w+)$", r"gcn1.convs.\1.conv1.\2"),
+        (r"^graph_conv\.topology\.(\d+)\.key\.(\w+)$", r"gcn1.convs.\1.conv2.\2"),
+        (r"^graph_conv\.topology\.(\d+)\.value\.(\w+)$", r"gcn1.convs.\1.conv3.\2"),
+        (r"^graph_conv\.topology\.(\d+)\.expand\.(\w+)$", r"gcn1.convs.\1.conv4.\2"),
+        # CTRS-GCN unit_gcn (REFERENCE §5.8)
+        (r"^graph_conv\.subset_convs\.(\d+)\.(\w+)$", r"gcn1.conv_d.\1.\2"),
+        # both
+        (r"^graph_conv\.down\.conv\.(\w+)$", r"gcn1.down.0.\1"),
+        (r"^graph_conv\.down\.bn\.(\w+)$", r"gcn1.down.1.\1"),
+        (r"^graph_conv\.bn\.(\w+)$", r"gcn1.bn.\1"),
+        # CTR-GCN MS-TCN (REFERENCE §5.4)
+        (r"^temporal_conv\.branches\.(\d+)\.pointwise\.(\w+)$", r"tcn1.branches.\1.0.\2"),
+        (r"^temporal_conv\.branches\.(\d+)\.pointwise_bn\.(\w+)$", r"tcn1.branches.\1.1.\2"),
+        (r"^temporal_conv\.branches\.(\d+)\.temporal\.(conv|bn)\.(\w+)$", r"tcn1.branches.\1.3.\2.\3"),
+        (r"^temporal_conv\.branches\.(\d+)\.pool_bn\.(\w+)$", r"tcn1.branches.\1.4.\2"),
+        # CTRS-GCN single temporal unit (REFERENCE §5.8)
+        (r"^temporal_conv\.(conv|bn)\.(\w+)$", r"tcn1.\1.\2"),
+        # block residual unit_tcn (l5, l8)
+        (r"^residual\.(conv|bn)\.(\w+)$", r"residual.\1.\2"),
+    )
+)
+_TOP_RULES = (re.compile(r"^(data_bn|fc)\.(\w+)$"),)
+
+
+def official_key(key: str) -> str:
+    """Official name of one of our state_dict keys; ``KeyError`` if it has none."""
+    for pat in _TOP_RULES:
+        if pat.match(key):
+            return key
+    m = _BLOCK.match(key)
+    if m:
+        index, rest = int(m.group(1)), m.group(2)
+        for pat, repl in _BLOCK_RULES:
+            if pat.match(rest):
+                return f"l{index + 1}." + pat.sub(repl, rest)
+    raise KeyError(f"no official name for parameter {key!r}")
+
+
+def _key_map(model: nn.Module) -> "OrderedDict[str, str]":
+    """Ordered map official key -> our key, over the model's full state_dict."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
+    out: OrderedDict[str, str] = OrderedDict()
+    for ours in model.state_dict():
+        out[official_key(ours)] = ours
+    return out
+
+
+def reference_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict under official key names, in state_dict order (buffers included)."""
+    model = getattr(model, "_orig_mod", model)
+    own = model.state_dict()
+    return OrderedDict((off, own[ours]) for off, ours in _key_map(model).items())
+
+
+def unwrap_checkpoint(obj: Mapping) -> Mapping[str, torch.Tensor]:
+    """Take a state_dict out of ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers and strip
+    a ``module.`` prefix (DataParallel) from every key that has it."""
+    while isinstance(obj, Mapping) and not _looks_like_state_dict(obj):
+        for wrapper in ("state_dict", "model", "model_state_dict", "module"):
+            if isinstance(obj.get(wrapper), Mapping):
+                obj = obj[wrapper]
+                break
+        else:
+            raise ValueError(
+                "checkpoint is neither a state_dict (tensors by name) nor a wrapper with a "
+                f"'state_dict' or 'model' entry; top-level keys: {sorted(map(str, obj))[:10]}"
+            )
+    return OrderedDict((k[len("module.") :] if k.startswith("module.") else k, v) for k, v in obj.items())
+
+
+def _looks_like_state_dict(obj: Mapping) -> bool:
+    return len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def split_mmcl_checkpoint(
+    state_dict: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split an official MMCL state_dict into (backbone keys, MMCL extras: FRM/FAM/Inception)."""
+    sd = unwrap_checkpoint(state_dict)
+    backbone: dict[str, torch.Tensor] = OrderedDict()
+    extras: dict[str, torch.Tensor] = OrderedDict()
+    for k, v in sd.items():
+        (extras if k.startswith(MMCL_EXTRA_PREFIXES) else backbone)[k] = v
+    return backbone, extras
+
+
+def _short_list(keys: Iterable[str], limit: int = 20) -> str:
+    keys = list(keys)
+    head = ", ".join(keys[:limit])
+    return head + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_reference_state_dict(
+    model: nn.Module, state_dict: Mapping, ignore_prefixes: Sequence[str] = ()
+) -> None:
+    """Load an official checkpoint (official key names) into ``model``, strictly.
+
+    Accepts a bare state_dict, ``module.``-prefixed keys or a ``{"state_dict"|"model": ...}``
+    wrapper. Keys starting with one of ``ignore_prefixes`` are dropped first. Raises
+    ``ValueError`` naming missing keys, unexpected keys and shape mismatches; nothing is
+    loaded then (the official loader silently kept random weights, REFERENCE §12.10/§12.21).
+    """
+    model = getattr(model, "_orig_mod", model)
+    sd = unwrap_checkpoint(state_dict)
+    prefixes = tuple(ignore_prefixes)
+    if prefixes:
+        sd = OrderedDict((k, v) for k, v in sd.items() if not k.startswith(prefixes))
+    key_map = _key_map(model)
+    own = model.state_dict()
+    missing = [k for k in key_map if k not in sd]
+    unexpected = [k for k in sd if k not in key_map]
+    mismatched = [
+        f"{k}: checkpoint {list(sd[k].shape)} vs model {list(own[key_map[k]].shape)}"
+        for k in key_map
+        if k in sd and tuple(sd[k].shape) != tuple(own[key_map[k]].shape)
+    ]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing keys ({len(missing)}): {_short_list(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
+        if mismatched:
+            problems.append(f"shape mismatches ({len(mismatched)}): {_short_list(mismatched)}")
+        raise ValueError(
+            f"checkpoint does not match {type(model).__name__} (official key names): " + "; ".join(problems)
+        )
+    model.load_state_dict(OrderedDict((ours, sd[off]) for off, ours in key_map.items()), strict=True)
