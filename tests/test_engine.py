@@ -52,6 +52,7 @@ def test_train_writes_run_directory(tiny_data: Path, tmp_path: Path) -> None:
     with np.load(run / "scores.npz", allow_pickle=False) as s:
         names, labels, scores = s["names"].tolist(), s["labels"], s["scores"]
     assert scores.shape == (len(names), 12) and len(names) == results["test"]["num_samples"]
+    assert labels.dtype == np.int64 and labels.shape == (len(names),)
     assert all(n.startswith("syn_") for n in names) and len(set(names)) == len(names)
     assert 0.0 <= results["test"]["top1"] <= 1.0 and results["selection_split"] == "test"
     # the test command on the best checkpoint reproduces the stored scores exactly

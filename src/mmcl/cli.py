@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["main", "build_parser"]

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
+
+from mmcl.io import atomic_path
 
 __all__ = ["export_backbone", "load_exported_backbone", "EXPORT_FORMAT_VERSION", "ONNX_OPSET"]
 
@@ -26,23 +26,8 @@ ONNX_OPSET = 18
 BUILDER_KEYS = ("name", "num_classes", "layout", "num_persons", "in_channels", "drop_out")
 
 
-@contextmanager
-def _atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; on success move it over ``final``."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
 def _write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
-    with _atomic_path(final) as tmp:
+    with atomic_path(final) as tmp:
         writer(tmp)
     return final
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
+
+from mmcl.io import atomic_write_json
 
 __all__ = ["register", "dataset_names", "folder_names"]
 
@@ -268,12 +269,6 @@ def _show(label: str, names: Sequence[str], details: dict[str, str] | None = Non
         print(f"  {n}" + (f": {details[n]}" if details and n in details else ""))
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n", "utf-8")
-    os.replace(tmp, path)
-
-
 def _feature_summary(what: str, summary: Any, args: argparse.Namespace, settings: dict[str, Any]) -> int:
     """Print the result of ``extract cnn|text``, write STORE/extract_report.json, return the exit code."""
     from mmcl.modalities.store import FeatureStore
@@ -295,7 +290,7 @@ def _feature_summary(what: str, summary: Any, args: argparse.Namespace, settings
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     report_path = Path(summary.store_path) / FEATURE_REPORT
-    _write_json_atomic(report_path, report)
+    atomic_write_json(report_path, report)
     print(
         f"{what} features -> {summary.store_path}: {summary.written} written, {summary.skipped_existing} skipped "
         f"(already stored), {len(summary.missing_images)} without image, {len(summary.unreadable)} unreadable; "

@@ -21,7 +21,6 @@ everything at once, instead skips bad files and logs a summary; see ``nwucla.py`
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zipfile
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mmcl.datasets.base import DataError, SkeletonSource
+from mmcl.io import atomic_save_npy, atomic_write_text
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import valid_frame_count
 
@@ -255,27 +255,6 @@ class PreparedSource:
         return f"PreparedSource({str(self.root)!r}, split={self.split!r}, n={len(self)})"
 
 
-def _atomic_save(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_save(path, lambda f: np.save(f, array, allow_pickle=False))
-
-
-def _save_text(path: Path, text: str) -> None:
-    _atomic_save(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def _all_finite(x: np.ndarray, chunk: int = 256) -> bool:
     return all(bool(np.isfinite(x[i : i + chunk]).all()) for i in range(0, len(x), chunk))
 
@@ -337,12 +316,12 @@ def write_prepared(
         raise ValueError(f"write_prepared: colors must be N×T×M×V×2, got shape {colors.shape}")
 
     root.mkdir(parents=True, exist_ok=True)
-    _save_npy(root / f"x_{s}.npy", arr)
-    _save_npy(root / f"y_{s}.npy", y)
-    _save_text(root / f"names_{s}.txt", "".join(nm + "\n" for nm in names))
+    atomic_save_npy(root / f"x_{s}.npy", arr)
+    atomic_save_npy(root / f"y_{s}.npy", y)
+    atomic_write_text(root / f"names_{s}.txt", "".join(nm + "\n" for nm in names))
     for name, value in ((f"len_{s}.npy", lens), (f"colors_{s}.npy", colors)):
         if value is not None:
-            _save_npy(root / name, np.asarray(value, dtype=np.float32 if name.startswith("colors") else np.int32))
+            atomic_save_npy(root / name, np.asarray(value, dtype=np.float32 if name.startswith("colors") else np.int32))
         elif (root / name).exists():
             (root / name).unlink()  # a stale optional file from an earlier write would mislead readers
 
@@ -361,7 +340,7 @@ def write_prepared(
     out["max_frames"] = max(t, int(old.get("max_frames", 0))) if other_written else t
     out["mmcl_version"] = __version__
     out["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _save_text(meta_path, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(meta_path, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     return root
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import colorsys
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmcl.io import atomic_write
 from mmcl.skeleton.layouts import NTU25
 
 __all__ = [
@@ -777,14 +777,7 @@ def write_composites(data: SyntheticData, out_dir: str | os.PathLike, *, frames:
         if path.exists():
             continue
         img = render_composite(data, i, frames=frames, frame_size=frame_size)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=out)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                img.save(fh, format="JPEG", quality=quality, subsampling=0)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda fh, img=img: img.save(fh, format="JPEG", quality=quality, subsampling=0))
         written.append(path)
     return written
 

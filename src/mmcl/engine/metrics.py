@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from mmcl.io import atomic_write_bytes
 
 __all__ = ["ClassificationMetrics", "compute_metrics", "save_scores", "load_scores", "write_metrics", "atomic_write_bytes"]
 
@@ -64,23 +64,6 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int | N
         confusion=confusion,
         num_samples=n,
     )
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file so that a crash never leaves a half-written file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_scores(path: str | Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray) -> None:

@@ -28,11 +28,9 @@ everything else is left open (REFERENCE §7.7 and §13). The choices made here:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +38,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
+
+from mmcl.io import atomic_write, atomic_write_json
 
 from .detect import (
     DETECTOR_MARGIN,
@@ -182,13 +182,7 @@ def compose_sample(
 
 def save_jpeg_atomic(image: np.ndarray, path: Path, quality: int = JPEG_QUALITY) -> None:
     """Write via a temp file + ``os.replace`` so a killed run leaves no truncated JPEG."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda fh: Image.fromarray(image).save(fh, format="JPEG", quality=quality))
 
 
 @dataclass
@@ -223,9 +217,7 @@ class ExtractReport:
 
     def write(self, path: Path | None = None) -> Path:
         path = Path(path or Path(self.out_dir) / REPORT_FILE)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
-        os.replace(tmp, path)
+        atomic_write_json(path, self.to_dict(), indent=1)
         return path
 
 

@@ -25,43 +25,23 @@ Token IDs (``answer_ids``) are stored as float32 N×L×1; float32 represents int
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from mmcl.io import TMP_SUFFIX, atomic_save_npy, atomic_write_bytes
+
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
-TMP_SUFFIX = ".tmp"
 _SEG_RE = re.compile(r"^(seg|data)-(\d{6})(\.npy|\.len\.npy|\.names\.txt)$")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode("utf-8"))
 
 
 @dataclass
@@ -301,10 +281,10 @@ class FeatureStore:
         lens: np.ndarray | None,
         replace: list[str] | None,
     ) -> None:
-        _atomic_save_npy(self.path / f"{stem}.npy", data)
+        atomic_save_npy(self.path / f"{stem}.npy", data)
         if lens is not None:
-            _atomic_save_npy(self.path / f"{stem}.len.npy", lens)
-        _atomic_write_bytes(self.path / f"{stem}.names.txt", ("\n".join(names) + "\n").encode("utf-8"))
+            atomic_save_npy(self.path / f"{stem}.len.npy", lens)
+        atomic_write_bytes(self.path / f"{stem}.names.txt", ("\n".join(names) + "\n").encode("utf-8"))
         segs = [
             {"stem": s.stem, "count": s.count} for s in self._segments if replace is None or s.stem not in replace
         ]

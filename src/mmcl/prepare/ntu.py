@@ -44,6 +44,7 @@ import numpy as np
 
 import mmcl
 from mmcl.datasets.prepared import write_prepared
+from mmcl.io import atomic_savez, atomic_write_text
 from mmcl.prepare import ntu_denoise, ntu_parse
 from mmcl.prepare.ntu_denoise import DenoisedSample, NTUDenoiseError, process_parsed
 from mmcl.prepare.ntu_parse import NTU_NUM_JOINTS, NTUParseError, NTUPrepareError, parse_skeleton_file
@@ -150,17 +151,6 @@ def warm_up() -> bool:
     return compiled
 
 
-def _atomic_savez(path: Path, **arrays: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _process_chunk(
     shard: str, items: list[tuple[str, str, int, int]], fix_quirks: bool, on_file: Callable[[str], None] | None
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -188,7 +178,7 @@ def _process_chunk(
         infos.append(res.info)
         joints.append(res.joints[:, : 75 * res.num_actors].reshape(-1))
         colors.append(res.colors[:, : res.num_actors].reshape(-1))
-    _atomic_savez(
+    atomic_savez(
         Path(shard),
         names=np.array(names, dtype="U20"),
         sizes=np.array(sizes, dtype=np.int64),
@@ -251,14 +241,8 @@ class PrepareReport:
 
     def write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_text(out / "prepare_report.json", json.dumps(asdict(self), indent=1))
-        _atomic_text(out / "prepare_report.txt", self.to_text())
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        atomic_write_text(out / "prepare_report.json", json.dumps(asdict(self), indent=1))
+        atomic_write_text(out / "prepare_report.txt", self.to_text())
 
 
 # --- main entry ---------------------------------------------------------------------------------
@@ -552,7 +536,7 @@ def _assemble(
         if npz:
             tr, te = (bench, "train"), (bench, "test")
             eye = np.eye(k, dtype=np.float64)
-            _atomic_savez(
+            atomic_savez(
                 out / NPZ_NAMES[(dataset, bench)],
                 x_train=xs[tr], y_train=eye[labels_all[dests[tr]]],
                 x_test=xs[te], y_test=eye[labels_all[dests[te]]],
