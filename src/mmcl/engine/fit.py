@@ -185,6 +185,20 @@ def _finish_test(cfg: Config, run_dir: Path, result: dict[str, np.ndarray], data
     return metrics.summary()
 
 
+def _quiet_lightning(resuming: bool = False) -> None:
+    """Keep Lightning's banner lines (GPU/TPU availability, tips) and known-harmless warnings out of
+    the console unless MMCL_LOGLEVEL asks for INFO; errors and real warnings still show."""
+    import warnings
+
+    level = os.environ.get("MMCL_LOGLEVEL", "WARNING").upper()
+    if level not in ("INFO", "DEBUG"):
+        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    if resuming:  # the run directory is expected to hold the interrupted run's checkpoints
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
 def _setup_threads(cfg: Config) -> None:
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -212,6 +226,7 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     _setup_threads(cfg)
     run_dir = Path(cfg.trainer.work_dir)
     resume_path = _resolve_resume(resume, run_dir) if resume else None
+    _quiet_lightning(resuming=resume_path is not None)
     pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
     backbone = build_backbone_from_config(cfg)
     heads, wrap_train, collate = _colearning(cfg, backbone)

@@ -150,7 +150,8 @@ class BlipVQAFeaturizer:
             return 2
         if self.kind == "decoder_hidden":
             return int(self.model.config.text_config.hidden_size)
-        return int(self.sentence.get_sentence_embedding_dimension())
+        get_dim = getattr(self.sentence, "get_embedding_dimension", None) or self.sentence.get_sentence_embedding_dimension
+        return int(get_dim())
 
     @property
     def store_max_length(self) -> int | None:
