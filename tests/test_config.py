@@ -68,3 +68,13 @@ def test_round_trip_dict() -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_base_inheritance(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text("data:\n  num_classes: 10\n  window: 52\noptim:\n  lr_steps: [50]\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ndata:\n  window: 40\ntrainer:\n  epochs: 5\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.data.num_classes, cfg.data.window, cfg.optim.lr_steps, cfg.trainer.epochs) == (10, 40, [50], 5)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="circular"):
+        load_config(tmp_path / "loop.yaml")

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one stream of a benchmark", description="Train a skeleton backbone (optionally with MMCL co-learning), checkpoint every epoch, evaluate the best checkpoint and write scores.npz.")
     _config_args(p)
     p.add_argument("--resume", nargs="?", const="auto", help="continue a run exactly: a checkpoint, a run directory, or nothing (= the run directory's last.ckpt)")
+    p.add_argument("--init-from", metavar="CKPT", help="start from these weights (mmcl, official CTR-GCN or official MMCL checkpoint) and fine-tune (sets model.init_from)")
+    p.add_argument("--rgb-weights", metavar="PATH", help="ImageNet weights of the FAM's CNN for trainable mode (sets colearning.rgb_weights)")
+    p.add_argument("--allow-missing", action="store_true", help="train samples without an image/text feature with the skeleton losses only (sets colearning.allow_missing)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz.")
@@ -92,6 +95,12 @@ def _load(args: argparse.Namespace) -> Any:
         overrides.append(f"data.stream={args.stream}")
     if getattr(args, "work_dir", None):
         overrides.append(f"trainer.work_dir={args.work_dir}")
+    if getattr(args, "init_from", None):
+        overrides.append(f"model.init_from={args.init_from}")
+    if getattr(args, "rgb_weights", None):
+        overrides.append(f"colearning.rgb_weights={args.rgb_weights}")
+    if getattr(args, "allow_missing", False):
+        overrides.append("colearning.allow_missing=true")
     cfg = load_config(getattr(args, "config", None), overrides)
     if getattr(args, "stream", None) and not getattr(args, "work_dir", None) and not any(o.startswith("trainer.work_dir=") for o in overrides):
         # a stream run of a benchmark gets its own directory by default

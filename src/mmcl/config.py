@@ -67,6 +67,7 @@ class ModelConfig:
     in_channels: int = 3
     drop_out: float = 0.0
     base_channels: int = 64  # CTR-GCN width of l1-l4 (REFERENCE §5.2); the demo uses a narrower model
+    init_from: str | None = None  # fine-tune from a checkpoint (mmcl, official CTR-GCN or official MMCL)
 
 
 @dataclass
@@ -229,20 +230,43 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a config file; ``base: other.yaml`` (relative to the file) is read first and overridden.
+
+    Lets a variant (e.g. a faster CPU schedule) state only what differs from its benchmark config.
+    """
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular 'base' chain")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = _read_yaml(path.parent / str(base), seen + (path,))
+    _deep_update(merged, data)
+    return merged
+
+
+def _deep_update(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
 def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
     """Read a YAML config (or start from defaults) and apply overrides."""
     cfg = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        cfg = config_from_dict(data)
+        cfg = config_from_dict(_read_yaml(Path(path)))
     if overrides:
         apply_overrides(cfg, overrides)
     return cfg.validate()
