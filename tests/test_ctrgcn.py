@@ -236,3 +236,62 @@ def test_torch_compile_traces_without_graph_breaks():
     compiled = torch.compile(m, backend="eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), m(x))
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_fused_batch_norm_matches_separate_modules(momentum):
+    """The training path's batched BN equals per-module BN: outputs, gradients, running stats."""
+    from mmcl.models.ctrgcn import fused_batch_norm
+
+    torch.manual_seed(0)
+    sizes = [3, 5, 4]
+    ours = [nn.BatchNorm2d(c, momentum=momentum).double() for c in sizes]
+    ref = [nn.BatchNorm2d(c, momentum=momentum).double() for c in sizes]
+    for a, b in zip(ours, ref):
+        with torch.no_grad():
+            for t in (a.weight, a.bias, a.running_mean):
+                t.normal_()
+            a.running_var.uniform_(0.5, 2.0)
+            a.num_batches_tracked.fill_(7)
+        b.load_state_dict(a.state_dict())
+    x = torch.randn(4, sum(sizes), 6, 5, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    for _ in range(2):
+        got = fused_batch_norm(x, ours)
+        want = torch.cat([bn(p) for bn, p in zip(ref, x2.split(sizes, 1))], 1)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    got.square().sum().backward()
+    want.square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-12)
+    for a, b in zip(ours, ref):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(va, vb, rtol=1e-12, atol=1e-12, msg=k)
+        torch.testing.assert_close(a.weight.grad, b.weight.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_training_path_matches_eval_path_formulation():
+    """CTR-GC/MS-TCN training-mode layout (bmm on views, block-diagonal conv4, batched BN) vs the
+    eval-mode formulation run with batch statistics: same outputs and parameter gradients."""
+    torch.manual_seed(5)
+    m = build_backbone(num_classes=6, layout="kinect20", num_persons=1).double()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.fill_(0.3) if name.endswith("alpha") else p.add_(0.2 * torch.randn_like(p))
+    x = torch.randn(3, 3, 10, 20, 1, dtype=torch.float64)
+    m.train()
+    y_train = m(x)
+    y_train.square().sum().backward()
+    g_train = {k: p.grad.clone() for k, p in m.named_parameters()}
+    m.zero_grad()
+    # eval formulation with batch statistics: reference_order switches to the eval path
+    for mod in m.modules():
+        if hasattr(mod, "reference_order"):
+            mod.reference_order = True
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.track_running_stats, mod.running_mean, mod.running_var = False, None, None
+    y_ref = m(x)
+    torch.testing.assert_close(y_train, y_ref, rtol=1e-10, atol=1e-10)
+    y_ref.square().sum().backward()
+    for k, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, g_train[k], rtol=1e-8, atol=1e-10, msg=k)

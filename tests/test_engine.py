@@ -103,3 +103,26 @@ def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) ->
 
     # the whole test split is still evaluated once at the end, with the checkpoint selected on validation
     assert results["test"]["num_samples"] == len(open_source(tiny_data, "test"))
+
+
+def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) -> None:
+    from mmcl.engine.fit import _initialise_from, build_backbone_from_config
+    from mmcl.models import reference_state_dict
+
+    cfg = tiny_config(tiny_data, tmp_path / "last", epochs=1)
+    cfg.trainer.final_checkpoint = "last"
+    results = train(cfg)
+    assert results["best_checkpoint"].endswith("last.ckpt") and results["selection_split"].startswith("none")
+    trained = _weights(tmp_path / "last" / "checkpoints" / "last.ckpt")
+    # fine-tuning start point from our checkpoint ...
+    fresh = build_backbone_from_config(cfg)
+    _initialise_from(tmp_path / "last" / "checkpoints" / "last.ckpt", fresh, None)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, trained[f"backbone.{key}"]), key
+    # ... and from an official-format file (reference key names, "module." prefix)
+    official = {f"module.{k}": v for k, v in reference_state_dict(fresh).items()}
+    torch.save(official, tmp_path / "official.pt")
+    again = build_backbone_from_config(cfg)
+    _initialise_from(tmp_path / "official.pt", again, None)
+    for key, value in again.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[key]), key

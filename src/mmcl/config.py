@@ -99,6 +99,7 @@ class TrainerConfig:
     channels_last: bool = False
     accumulate_grad_batches: int = 1
     eval_every: int = 1
+    final_checkpoint: str = "best"  # best: selected on the eval split (reference); last: the final epoch
     log_every_n_steps: int = 20
     progress: bool = True
     num_threads: int = 0  # >0: torch.set_num_threads
@@ -148,6 +149,8 @@ class Config:
             raise ConfigError(f"optim.schedule must be 'step' or 'cosine', got {self.optim.schedule!r}")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ConfigError("data.val_fraction must be in [0, 1)")
+        if self.trainer.final_checkpoint not in ("best", "last"):
+            raise ConfigError("trainer.final_checkpoint must be 'best' or 'last'")
         if self.colearning.rgb_mode not in ("frozen", "trainable"):
             raise ConfigError("colearning.rgb_mode must be 'frozen' or 'trainable'")
         if self.colearning.variant not in ("reference", "paper"):

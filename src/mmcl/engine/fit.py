@@ -230,6 +230,8 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
     backbone = build_backbone_from_config(cfg)
     heads, wrap_train, collate = _colearning(cfg, backbone)
+    if cfg.model.init_from and resume_path is None:
+        _initialise_from(cfg.model.init_from, backbone, heads)
     module = _build_module(cfg, backbone, heads)
     datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
@@ -266,9 +268,15 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     start = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
     train_seconds = time.time() - start
-    best_path = checkpoint_cb.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
-    best_score = checkpoint_cb.best_model_score
+    last_path = str(run_dir / "checkpoints" / "last.ckpt")
+    if cfg.trainer.final_checkpoint == "last":  # no selection at all: the final epoch is reported
+        best_path, best_score = last_path, None
+    else:
+        best_path = checkpoint_cb.best_model_path or last_path
+        best_score = checkpoint_cb.best_model_score
     # Final evaluation of the selected checkpoint on the test split (single process, skeleton only).
+    if cfg.trainer.final_checkpoint == "last":
+        select = "none (last epoch)"
     results: dict[str, Any] = {"selection_split": select, "train_seconds": round(train_seconds, 1), "best_checkpoint": best_path}
     if trainer.is_global_zero:
         from mmcl.engine.checkpoint import read_checkpoint
@@ -310,6 +318,27 @@ def _csv_logger(run_dir: Path, *, append: bool) -> Any:
                 writer.metrics_keys = next(csv.reader(fh), [])
         logger._experiment = writer
     return logger
+
+
+def _initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> None:
+    """Fine-tuning start point: mmcl checkpoints, exports, official CTR-GCN or official MMCL files.
+
+    An official MMCL checkpoint also initialises the FAM/FRM heads that are switched on.
+    """
+    from mmcl.engine.checkpoint import load_backbone_from_checkpoint, read_checkpoint
+
+    kind = load_backbone_from_checkpoint(backbone, path)
+    if heads is not None and kind == "official-mmcl":
+        from mmcl.colearning.reference import load_mmcl_checkpoint
+
+        report = load_mmcl_checkpoint(backbone, heads, read_checkpoint(path), load_encoder=True)
+        log.warning("initialised from %s: %s", path, report.summary())
+    elif heads is not None and kind == "mmcl-train":
+        ckpt = read_checkpoint(path)
+        head_sd = {k[len("heads."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("heads.")}
+        if head_sd:
+            heads.load_state_dict(head_sd)
+    log.warning("initialised %s weights from %s", kind, path)
 
 
 def _single_process_loader(cfg: Config, dataset: Any):

@@ -138,9 +138,9 @@ class CTRGraphConv(nn.Module):
         # (same result, more MACs); used to count the reference formulation's cost.
         self.reference_order = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, t, v = x.shape
-        k, r, c = self.num_subsets, self.rel_channels, self.out_channels
+    def _relations(self, x: torch.Tensor, transposed: bool) -> torch.Tensor:
+        """tanh(conv1(x̄)_u - conv2(x̄)_w) of all subsets: n × kR × V × V ((u, w), or (w, u) if transposed)."""
+        k, r = self.num_subsets, self.rel_channels
         topo = list(self.topology)
         # conv1 and conv2 of all subsets on the time-mean (1×1 conv commutes with mean_T).
         qk_w = torch.cat([m.query.weight for m in topo] + [m.key.weight for m in topo], 0).flatten(1)
@@ -150,7 +150,21 @@ class CTRGraphConv(nn.Module):
         else:
             qk = torch.matmul(qk_w, x.mean(2)) + qk_b.unsqueeze(-1)  # n × 2kR × V
         q, kk = qk.split(k * r, dim=1)
-        rel = torch.tanh(q.unsqueeze(-1) - kk.unsqueeze(-2))  # n × kR × V × V
+        if transposed:
+            return torch.tanh(q.unsqueeze(-2) - kk.unsqueeze(-1))
+        return torch.tanh(q.unsqueeze(-1) - kk.unsqueeze(-2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._forward_train(x) if self.training and not self.reference_order else self._forward_eval(x)
+        y = self.bn(y) + self.down(x)
+        return F.relu(y)
+
+    def _forward_eval(self, x: torch.Tensor) -> torch.Tensor:
+        """Fewest MACs: grouped conv4, one einsum over (subset, joint)."""
+        n, _, t, v = x.shape
+        k, c = self.num_subsets, self.out_channels
+        topo = list(self.topology)
+        rel = self._relations(x, transposed=False)  # n × kR × V(u) × V(w)
         # conv4 of all subsets as one grouped conv; alpha·conv4(D) folded into the (small) weights.
         ex_w = torch.cat([m.expand.weight for m in topo], 0) * self.alpha
         ex_b = torch.cat([m.expand.bias for m in topo], 0) * self.alpha
@@ -160,9 +174,74 @@ class CTRGraphConv(nn.Module):
         val_b = torch.cat([m.value.bias for m in topo], 0)
         val = F.conv2d(x, val_w, val_b).view(n, k, c, t, v)
         # out[n,c,t,u] = sum_k sum_w Q_k[n,c,u,w] · v_k[n,c,t,w]
-        y = torch.einsum("nkcuw,nkctw->nctu", refined, val)
-        y = self.bn(y) + self.down(x)
-        return F.relu(y)
+        return torch.einsum("nkcuw,nkctw->nctu", refined, val)
+
+    def _forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        """Copy-free layout for training: the contraction over (subset, joint) is one bmm on views.
+
+        conv3 runs on the (T, V)-transposed input with output channels ordered (channel, subset), so
+        its output is n × C × (k·V) × T as stored; conv4 runs as a dense 1×1 conv with a
+        block-diagonal weight (zeros across subsets) on the transposed relations, so Q is
+        n × C × (k·V) × V as stored. Same function as :meth:`_forward_eval`: no permute copies of
+        the large n × kC × T × V / n × kC × V × V tensors in either pass, at the price of
+        multiplying conv4's (small) inputs by zeros.
+        """
+        n, _, t, v = x.shape
+        k, r, c = self.num_subsets, self.rel_channels, self.out_channels
+        topo = list(self.topology)
+        rel_t = self._relations(x, transposed=True)  # n × kR × V(w) × V(u)
+        ex_w = torch.stack([m.expand.weight.flatten(1) for m in topo], 1) * self.alpha  # C × k × R
+        ex_b = torch.stack([m.expand.bias for m in topo], 1) * self.alpha  # C × k
+        eye = torch.eye(k, dtype=ex_w.dtype, device=ex_w.device)
+        ex_bd = (ex_w.unsqueeze(2) * eye.view(1, k, k, 1)).reshape(c * k, k * r, 1, 1)  # (c,k) × (k',r)
+        q_t = F.conv2d(rel_t, ex_bd, ex_b.reshape(-1)).view(n, c, k, v, v)
+        # + PA (transposed, contiguous, in the conv's dtype under autocast); in place: conv's
+        # backward does not need its output.
+        q_t = q_t.add_(self.adjacency.transpose(1, 2).contiguous().to(q_t.dtype))
+        val_w = torch.stack([m.value.weight for m in topo], 1).reshape(c * k, -1, 1, 1)  # (c,k) × C_in
+        val_b = torch.stack([m.value.bias for m in topo], 1).reshape(-1)
+        val_t = F.conv2d(x.transpose(2, 3), val_w, val_b)  # n × (c,k) × V(w) × T
+        # out[(n,c), t, u] = sum_(k,w) val[(n,c), (k,w), t] · Q[(n,c), (k,w), u]
+        out = torch.bmm(val_t.view(n * c, k * v, t).transpose(1, 2), q_t.view(n * c, k * v, v))
+        return out.view(n, c, t, v)
+
+
+def fused_batch_norm(x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+    """Training-mode BN of ``x`` whose channels are those of ``bns`` in order, in one kernel call.
+
+    BN is per channel, so this is exactly ``cat([bn_i(x_i)])``; each module's running statistics
+    and ``num_batches_tracked`` are updated as its own forward would (momentum, or the cumulative
+    average when momentum is None). One wide call instead of several narrow ones: the CPU BN
+    kernels (backward in particular, and in bf16 most of all) are slow on few-channel tensors.
+    """
+    first = bns[0]
+    momentum = first.momentum
+    if any(b.momentum != momentum or b.eps != first.eps or not b.track_running_stats for b in bns):
+        raise ValueError("fused_batch_norm needs BNs with the same momentum/eps and running statistics")
+    if momentum is None and len({int(b.num_batches_tracked) for b in bns}) > 1:  # per-module averaging factors
+        return torch.cat([b(part) for b, part in zip(bns, x.split([b.num_features for b in bns], 1))], 1)
+    with torch.no_grad():
+        for b in bns:
+            b.num_batches_tracked.add_(1)
+    factor = 1.0 / float(first.num_batches_tracked) if momentum is None else momentum
+    running_mean = torch.cat([b.running_mean for b in bns])
+    running_var = torch.cat([b.running_var for b in bns])
+    out = F.batch_norm(
+        x,
+        running_mean,
+        running_var,
+        torch.cat([b.weight for b in bns]),
+        torch.cat([b.bias for b in bns]),
+        True,
+        factor,
+        first.eps,
+    )
+    with torch.no_grad():
+        sizes = [b.num_features for b in bns]
+        for b, m, v in zip(bns, running_mean.split(sizes), running_var.split(sizes)):
+            b.running_mean.copy_(m)
+            b.running_var.copy_(v)
+    return out
 
 
 class TemporalConv(nn.Module):
@@ -251,6 +330,8 @@ class MultiScaleTemporalConv(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and all(b.track_running_stats for b in self.modules() if isinstance(b, nn.BatchNorm2d)):
+            return self._forward_train(x)
         branches = list(self.branches)
         # The strided 1×1 conv of the last branch only joins the fused conv when stride is 1.
         fused = branches if self.stride == 1 else branches[:-1]
@@ -262,6 +343,24 @@ class MultiScaleTemporalConv(nn.Module):
             last = branches[-1]
             outs.append(last.tail(last.pointwise(x)))
         return torch.cat(outs, dim=1)
+
+    def _forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        """Same function with the BNs batched: one BN+ReLU after the 1×1 convs, one BN at the end."""
+        branches = list(self.branches)
+        *dilated, pool, last = branches
+        width = self.width
+        fused = branches if self.stride == 1 else branches[:-1]
+        w = torch.cat([b.pointwise.weight for b in fused], 0)
+        bias = torch.cat([b.pointwise.bias for b in fused], 0)
+        h = F.conv2d(x, w, bias)
+        n_act = len(dilated) + 1  # branches with BN + ReLU after their 1×1 conv
+        pre = h[:, : n_act * width] if self.stride == 1 else h
+        a = F.relu(fused_batch_norm(pre, [b.pointwise_bn for b in (*dilated, pool)]))
+        outs = [b.temporal.conv(a[:, i * width : (i + 1) * width]) for i, b in enumerate(dilated)]
+        outs.append(F.max_pool2d(a[:, len(dilated) * width :], kernel_size=(3, 1), stride=(self.stride, 1), padding=(1, 0)))
+        outs.append(h[:, n_act * width :] if self.stride == 1 else last.pointwise(x))
+        post = [b.temporal.bn for b in dilated] + [pool.pool_bn, last.pointwise_bn]
+        return fused_batch_norm(torch.cat(outs, dim=1), post)
 
 
 class TemporalUnit(nn.Module):
