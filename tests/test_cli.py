@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mmcl.cli import main
+
+from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse --help / usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("command", ["train", "test", "info", "demo"])

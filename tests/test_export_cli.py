@@ -13,21 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmcl.cli import main
 from mmcl.config import Config, config_to_dict
 from mmcl.models import build_backbone, reference_state_dict
 from mmcl.predict import load_model, resolve_model_spec
 
+from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
+
 NTU120_CTRGCN_PARAMETERS = 1_462_092  # REFERENCE §5.7
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_export_mmcl_training_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from mmcl.cli import main
 from mmcl.config import Config, config_to_dict
 from mmcl.models import build_backbone, reference_state_dict
 from mmcl.predict import (
@@ -23,16 +22,10 @@ from mmcl.predict import (
 )
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 
+from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
+
 HAND_WAVING = 22  # NTU A023 (REFERENCE §10.1)
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def biased_model(num_classes: int, layout: str, persons: int, favourite: int, name: str = "ctrgcn") -> torch.nn.Module:

@@ -9,23 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from mmcl.cli import main
 from mmcl.models import build_backbone, reference_state_dict
 from mmcl.zeroshot import evaluate_zero_shot, find_samples
+
+from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
 
 # REFERENCE §9.2: UTD action -> NTU-120 0-based label
 MAPPING = {"a3": 22, "a6": 95, "a7": 62, "a24": 8, "a25": 7, "a27": 79}
 # logits = fc bias (zero fc weight): ranking 79 > 22 > 95 > 62 > 8 > every other class (7 far below)
 BIAS = {79: 10.0, 22: 9.0, 95: 8.0, 62: 7.0, 8: 6.0}
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

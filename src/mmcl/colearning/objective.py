@@ -207,30 +207,12 @@ class CoLearningHeads(nn.Module):
 
 
 def build_colearning_heads(
-    feature_dim: int,
-    num_classes: int,
-    *,
-    fam: FAMConfig | None,
-    frm: FRMConfig | None,
-    lambda_contrastive: float = LAMBDA_CONTRASTIVE,
-    lambda_refine: float = LAMBDA_REFINE,
-    tau: float = DEFAULT_TAU,
-    variant: str = "reference",
-    gather_negatives: bool = False,
-    encoder: nn.Module | None = None,
+    feature_dim: int, num_classes: int, *, fam: FAMConfig | None, frm: FRMConfig | None, **options: Any
 ) -> CoLearningHeads | None:
-    """``CoLearningHeads`` or ``None`` when both FAM and FRM are off (plain backbone training)."""
+    """``CoLearningHeads`` or ``None`` when both FAM and FRM are off (plain backbone training).
+
+    ``options`` are :class:`CoLearningHeads`' keyword arguments (lambdas, tau, variant, ...).
+    """
     if fam is None and frm is None:
         return None
-    return CoLearningHeads(
-        feature_dim,
-        num_classes,
-        fam=fam,
-        frm=frm,
-        lambda_contrastive=lambda_contrastive,
-        lambda_refine=lambda_refine,
-        tau=tau,
-        variant=variant,
-        gather_negatives=gather_negatives,
-        encoder=encoder,
-    )
+    return CoLearningHeads(feature_dim, num_classes, fam=fam, frm=frm, **options)

@@ -126,17 +126,9 @@ def load_backbone_from_checkpoint(model: nn.Module, path: str | Path) -> str:
 
 
 def _load_strict(model: nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}{' …' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
-        if mismatched:
-            parts.append(f"shape mismatch {mismatched[:3]}{' …' if len(mismatched) > 3 else ''}")
-        raise CheckpointError(f"{path}: checkpoint does not fit the model ({'; '.join(parts)})")
+    from mmcl.models.reference import state_dict_problems
+
+    problems = state_dict_problems({k: tuple(v.shape) for k, v in model.state_dict().items()}, sd)
+    if problems:
+        raise CheckpointError(f"{path}: checkpoint does not fit the model ({problems})")
     model.load_state_dict(sd)

@@ -92,6 +92,16 @@ def bn_init(bn: nn.modules.batchnorm._BatchNorm, scale: float) -> None:
     nn.init.zeros_(bn.bias)
 
 
+def down_path(in_channels: int, out_channels: int) -> nn.Module:
+    """unit_gcn's residual: 1×1 conv + BN when the width changes, else identity (REFERENCE §5.3, §5.6)."""
+    if in_channels == out_channels:
+        return nn.Identity()
+    down = nn.Sequential(OrderedDict(conv=nn.Conv2d(in_channels, out_channels, 1), bn=nn.BatchNorm2d(out_channels)))
+    conv_init(down.conv)
+    bn_init(down.bn, 1.0)
+    return down
+
+
 class TopologyRefinement(nn.Module):
     """Parameters of one CTR-GC (REFERENCE §5.3); computed jointly by :class:`CTRGraphConv`.
 
@@ -123,15 +133,7 @@ class CTRGraphConv(nn.Module):
         self.adjacency = nn.Parameter(torch.from_numpy(np.array(adjacency, dtype=np.float32)))
         self.alpha = nn.Parameter(torch.zeros(1))  # shared by the subsets, REFERENCE §5.3
         self.topology = nn.ModuleList(TopologyRefinement(in_channels, out_channels) for _ in range(num_subsets))
-        self.down: nn.Module
-        if in_channels != out_channels:
-            self.down = nn.Sequential(
-                OrderedDict(conv=nn.Conv2d(in_channels, out_channels, 1), bn=nn.BatchNorm2d(out_channels))
-            )
-            conv_init(self.down.conv)
-            bn_init(self.down.bn, 1.0)
-        else:
-            self.down = nn.Identity()
+        self.down = down_path(in_channels, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         bn_init(self.bn, GCN_OUTPUT_BN_INIT)
         # True: conv1/conv2 on every frame, then the time-mean, as the reference computes them

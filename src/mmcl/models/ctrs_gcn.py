@@ -9,13 +9,19 @@ the fly), the same math as the official per-subset loop.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcl.models.ctrgcn import BLOCK_CHANNELS, SkeletonBackbone, TemporalUnit, bn_init, conv_init, make_residual
+from mmcl.models.ctrgcn import (
+    BLOCK_CHANNELS,
+    SkeletonBackbone,
+    TemporalUnit,
+    bn_init,
+    down_path,
+    make_residual,
+)
 from mmcl.models.graph import identity_adjacency
 from mmcl.skeleton.layouts import SkeletonLayout, get_layout
 
@@ -35,15 +41,7 @@ class StaticGraphConv(nn.Module):
         self.num_subsets = num_subsets
         self.adjacency = nn.Parameter(torch.from_numpy(identity_adjacency(num_joints, num_subsets)))
         self.subset_convs = nn.ModuleList(nn.Conv2d(in_channels, out_channels, 1) for _ in range(num_subsets))
-        self.down: nn.Module
-        if in_channels != out_channels:
-            self.down = nn.Sequential(
-                OrderedDict(conv=nn.Conv2d(in_channels, out_channels, 1), bn=nn.BatchNorm2d(out_channels))
-            )
-            conv_init(self.down.conv)
-            bn_init(self.down.bn, 1.0)
-        else:
-            self.down = nn.Identity()
+        self.down = down_path(in_channels, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         bn_init(self.bn, GCN_OUTPUT_BN_INIT)
         # conv_branch_init: N(0, sqrt(2 / (C_out · C_in · 1 · num_subsets))), bias 0.

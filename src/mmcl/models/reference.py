@@ -131,6 +131,26 @@ def _short_list(keys: Iterable[str], limit: int = 20) -> str:
     return head + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def state_dict_problems(expected: Mapping[str, Sequence[int]], state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Missing keys, unexpected keys and shape mismatches of ``state_dict`` against ``expected``
+    (key -> shape), as one readable string; empty when the two fit exactly."""
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {list(state_dict[k].shape)} vs model {list(expected[k])}"
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k])
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches ({len(mismatched)}): {_short_list(mismatched)}")
+    return "; ".join(problems)
+
+
 def load_reference_state_dict(
     model: nn.Module, state_dict: Mapping, ignore_prefixes: Sequence[str] = ()
 ) -> None:
@@ -148,22 +168,8 @@ def load_reference_state_dict(
         sd = OrderedDict((k, v) for k, v in sd.items() if not k.startswith(prefixes))
     key_map = _key_map(model)
     own = model.state_dict()
-    missing = [k for k in key_map if k not in sd]
-    unexpected = [k for k in sd if k not in key_map]
-    mismatched = [
-        f"{k}: checkpoint {list(sd[k].shape)} vs model {list(own[key_map[k]].shape)}"
-        for k in key_map
-        if k in sd and tuple(sd[k].shape) != tuple(own[key_map[k]].shape)
-    ]
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing keys ({len(missing)}): {_short_list(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches ({len(mismatched)}): {_short_list(mismatched)}")
-        raise ValueError(
-            f"checkpoint does not match {type(model).__name__} (official key names): " + "; ".join(problems)
-        )
+    expected = {off: tuple(own[ours].shape) for off, ours in key_map.items()}
+    problems = state_dict_problems(expected, sd)
+    if problems:
+        raise ValueError(f"checkpoint does not match {type(model).__name__} (official key names): {problems}")
     model.load_state_dict(OrderedDict((ours, sd[off]) for off, ours in key_map.items()), strict=True)
