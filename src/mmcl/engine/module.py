@@ -46,7 +46,6 @@ class ActionRecognitionModule(pl.LightningModule):
         # torch.compile wraps the feature extractor (the costly part); the head stays eager.
         self._features_fn = torch.compile(backbone.forward_features) if compile_backbone else backbone.forward_features
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.last_eval: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,12 +87,6 @@ class ActionRecognitionModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch)
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self.backbone(batch["x"]).float()
-
     def _collect(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gather (scores, labels, dataset indices) from all ranks, de-duplicated by index."""
         if self._eval_outputs:
@@ -121,7 +114,6 @@ class ActionRecognitionModule(pl.LightningModule):
         if len(labels) == 0:
             return
         metrics = compute_metrics(scores, labels, self.num_classes)
-        self.last_eval = {"stage": stage, "scores": scores, "labels": labels, "index": index, "metrics": metrics}
         self.log_dict(
             {f"{stage}/top1": metrics.top1, f"{stage}/top5": metrics.top5, f"{stage}/mean_class_acc": metrics.mean_class_accuracy},
             prog_bar=(stage == "val"),
@@ -131,9 +123,6 @@ class ActionRecognitionModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._finish_eval("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._finish_eval("test")
 
     # --------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
