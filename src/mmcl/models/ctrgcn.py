@@ -415,6 +415,20 @@ class SkeletonBackbone(nn.Module):
 
     feature_dim: int = FEATURE_DIM
 
+    def _init_input(self, name: str, num_classes: int, layout: SkeletonLayout, num_persons: int, in_channels: int, drop_out: float) -> None:
+        """Builder arguments (for export) and the data BN over persons × joints × channels (REFERENCE §5.1)."""
+        self.builder_args = {
+            "name": name,
+            "num_classes": num_classes,
+            "layout": layout.name,
+            "num_persons": num_persons,
+            "in_channels": in_channels,
+            "drop_out": drop_out,
+        }
+        self.num_classes = num_classes
+        self.data_bn = nn.BatchNorm1d(num_persons * layout.num_joints * in_channels)
+        bn_init(self.data_bn, 1.0)
+
     def _init_head(self, num_classes: int, drop_out: float) -> None:
         self.dropout = nn.Dropout(drop_out)
         self.fc = nn.Linear(self.feature_dim, num_classes)
@@ -454,22 +468,11 @@ class CTRGCN(SkeletonBackbone):
         super().__init__()
         layout = get_layout(layout)
         table = block_channels(base_channels)
-        self.builder_args = {
-            "name": "ctrgcn",
-            "num_classes": num_classes,
-            "layout": layout.name,
-            "num_persons": num_persons,
-            "in_channels": in_channels,
-            "drop_out": drop_out,
-        }
+        self._init_input("ctrgcn", num_classes, layout, num_persons, in_channels, drop_out)
         if base_channels != REFERENCE_BASE_CHANNELS:
             self.builder_args["base_channels"] = base_channels
         self.feature_dim = table[-1][1]
-        self.num_classes = num_classes
         adjacency = spatial_adjacency(layout)
-        v = layout.num_joints
-        self.data_bn = nn.BatchNorm1d(num_persons * v * in_channels)
-        bn_init(self.data_bn, 1.0)
         self.blocks = nn.ModuleList(
             CTRGCNBlock(in_channels if c_in < 0 else c_in, c_out, adjacency, stride=s, residual=res)
             for c_in, c_out, s, res in table

@@ -94,18 +94,8 @@ class CTRSGCN(SkeletonBackbone):
     ) -> None:
         super().__init__()
         layout = get_layout(layout)
-        self.builder_args = {
-            "name": "ctrs-gcn",
-            "num_classes": num_classes,
-            "layout": layout.name,
-            "num_persons": num_persons,
-            "in_channels": in_channels,
-            "drop_out": drop_out,
-        }
-        self.num_classes = num_classes
+        self._init_input("ctrs-gcn", num_classes, layout, num_persons, in_channels, drop_out)
         v = layout.num_joints
-        self.data_bn = nn.BatchNorm1d(num_persons * v * in_channels)
-        bn_init(self.data_bn, 1.0)
         self.blocks = nn.ModuleList(
             CTRSGCNBlock(in_channels if c_in < 0 else c_in, c_out, v, stride=s, residual=res)
             for c_in, c_out, s, res in BLOCK_CHANNELS
