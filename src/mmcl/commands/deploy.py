@@ -22,7 +22,7 @@ files:
   .json      NW-UCLA all_sqe file (20 Kinect-v1 joints)
   .mat       UTD-MHAD *_skeleton.mat (20 Kinect-v1 joints)
   .npy       prepared (already centred) sample: C×T×V×M, T×V×C (one person) or T×(M·V·C), V = 25 or 20
-  20-joint input to an NTU-25 model is interpolated to 25 joints (zero-shot preprocessing, REFERENCE §9.1).
+  20-joint input to an NTU-25 model is interpolated to 25 joints (the zero-shot preprocessing of the MMCL code).
 
 examples:
   mmcl predict --checkpoint runs/ntu120_xsub_joint/checkpoints/best.ckpt S001C001P001R001A001.skeleton
@@ -39,7 +39,7 @@ examples:
   mmcl zero-shot --checkpoint best.ckpt --dataset kinect-v1 --data sysu/ --mapping sysu_to_ntu120.tsv --joint-order sysu_joints.txt
 
 mapping file: TSV with a header row, one '<action id>\\t<0-based NTU label>[\\t<action name>...]' per line
-(default for utd-mhad: the six actions of REFERENCE §9.2). The action id of a file is the text before
+(default for utd-mhad: the six UTD actions the MMCL code maps to NTU-120). The action id of a file is the text before
 its first '_' (UTD-MHAD: aA of aA_sS_tT_skeleton.mat). Text features are looked up by file stem.
 """
 
@@ -87,7 +87,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "zero-shot",
-        help="evaluate an NTU-120 model on mapped classes of UTD-MHAD / Kinect-v1 data (REFERENCE §9)",
+        help="evaluate an NTU-120 model on mapped classes of UTD-MHAD / Kinect-v1 data (zero-shot transfer, paper §4.3 / Table 10)",
         description=_wrap("Zero-shot transfer: Kinect-v1 skeletons are interpolated to 25 joints and preprocessed as the "
         "reference script; prints top-1/top-5 overall and per mapped action. With --text-store and an MMCL "
         "checkpoint holding FRM weights, the refined scores S_R are ranked."),

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
         help="NTU RGB+D 60/120 raw .skeleton folders -> all benchmarks of the dataset",
         description=(
             "Parse, denoise, centre and split raw NTU .skeleton files exactly as the reference pipeline "
-            "(REFERENCE §2). Corrupt files are skipped and listed in <out>/prepare_report.txt; an interrupted "
+            "(the official CTR-GCN scripts). Corrupt files are skipped and listed in <out>/prepare_report.txt; an interrupted "
             "run resumes without redoing finished files."
         ),
     )
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
     q.add_argument("--out", required=True, help="output root; benchmarks go to OUT/xsub, OUT/xview (ntu60) or OUT/xsub, OUT/xset (ntu120)")
     q.add_argument("--workers", type=int, default=2, help="parallel parser processes (default 2)")
     q.add_argument("--strict", action="store_true", help="stop at the first corrupt file instead of skipping it")
-    q.add_argument("--fix-quirks", action="store_true", help="correct the reference pipeline's data quirks (REFERENCE §12 item 18); off by default for identical arrays")
+    q.add_argument("--fix-quirks", action="store_true", help="correct the reference pipeline's data quirks (re-appearing bodies, one-frame overlaps, lone-actor fill; see the README); off by default for arrays identical to the reference")
     q.add_argument("--npz", action="store_true", help="also write the reference npz files (NTU60_CS.npz, ...)")
     q.add_argument("--no-colors", action="store_true", help="do not keep the colour-pixel joint coordinates (needed for skeleton-guided RGB crops)")
     q.add_argument("--keep-cache", action="store_true", help="keep the per-file resume cache after a successful run")
