@@ -389,7 +389,20 @@ def make_residual(in_channels: int, out_channels: int, stride: int, residual: bo
     return TemporalUnit(in_channels, out_channels, kernel_size=1, stride=stride), True
 
 
-class CTRGCNBlock(nn.Module):
+class GraphTemporalBlock(nn.Module):
+    """``ReLU(temporal_conv(graph_conv(x)) + residual(x))``: the block shape both backbones share.
+
+    Subclasses set ``graph_conv``, ``temporal_conv``, ``residual`` and ``use_residual``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.temporal_conv(self.graph_conv(x))
+        if self.use_residual:
+            y = y + self.residual(x)
+        return F.relu(y)
+
+
+class CTRGCNBlock(GraphTemporalBlock):
     """TCN_GCN_unit: ``ReLU(MS-TCN(unit_gcn(x)) + residual(x))`` (REFERENCE §5.2)."""
 
     def __init__(
@@ -399,12 +412,6 @@ class CTRGCNBlock(nn.Module):
         self.graph_conv = CTRGraphConv(in_channels, out_channels, adjacency)
         self.temporal_conv = MultiScaleTemporalConv(out_channels, out_channels, stride=stride)
         self.residual, self.use_residual = make_residual(in_channels, out_channels, stride, residual)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.temporal_conv(self.graph_conv(x))
-        if self.use_residual:
-            y = y + self.residual(x)
-        return F.relu(y)
 
 
 class SkeletonBackbone(nn.Module):

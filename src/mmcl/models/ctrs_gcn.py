@@ -16,6 +16,7 @@ from torch import nn
 
 from mmcl.models.ctrgcn import (
     BLOCK_CHANNELS,
+    GraphTemporalBlock,
     SkeletonBackbone,
     TemporalUnit,
     bn_init,
@@ -62,7 +63,7 @@ class StaticGraphConv(nn.Module):
         return F.relu(self.bn(y) + self.down(x))
 
 
-class CTRSGCNBlock(nn.Module):
+class CTRSGCNBlock(GraphTemporalBlock):
     """Baseline TCN_GCN_unit: ``ReLU(unit_tcn(unit_gcn(x)) + residual(x))``."""
 
     def __init__(self, in_channels: int, out_channels: int, num_joints: int, stride: int, residual: bool) -> None:
@@ -70,12 +71,6 @@ class CTRSGCNBlock(nn.Module):
         self.graph_conv = StaticGraphConv(in_channels, out_channels, num_joints)
         self.temporal_conv = TemporalUnit(out_channels, out_channels, kernel_size=TEMPORAL_KERNEL, stride=stride)
         self.residual, self.use_residual = make_residual(in_channels, out_channels, stride, residual)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.temporal_conv(self.graph_conv(x))
-        if self.use_residual:
-            y = y + self.residual(x)
-        return F.relu(y)
 
 
 class CTRSGCN(SkeletonBackbone):
