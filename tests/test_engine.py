@@ -63,12 +63,8 @@ def test_train_writes_run_directory(tiny_data: Path, tmp_path: Path) -> None:
     assert summary["checkpoint_kind"] == "mmcl-train"
 
 
-def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    full = tiny_config(tiny_data, tmp_path / "full", epochs=3)
-    train(full)
-    reference = _weights(tmp_path / "full" / "checkpoints" / "last.ckpt")
-
-    interrupted = tiny_config(tiny_data, tmp_path / "cut", epochs=3)
+def _train_until_crash(cfg: Config, monkeypatch: pytest.MonkeyPatch):
+    """Train ``cfg`` with a crash at the start of the third epoch; returns the unpatched hook."""
     original = ActionRecognitionModule.on_train_epoch_start
 
     def crash_on_third_epoch(self: ActionRecognitionModule) -> None:
@@ -78,10 +74,25 @@ def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(ActionRecognitionModule, "on_train_epoch_start", crash_on_third_epoch)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(interrupted)
+        train(cfg)
+    return original
+
+
+def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = tiny_config(tiny_data, tmp_path / "full", epochs=3)
+    train(full)
+    reference = _weights(tmp_path / "full" / "checkpoints" / "last.ckpt")
+
+    interrupted = tiny_config(tiny_data, tmp_path / "cut", epochs=3)
+    original = _train_until_crash(interrupted, monkeypatch)
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     monkeypatch.setattr(ActionRecognitionModule, "on_train_epoch_start", original)
-    train(interrupted, resume=tmp_path / "cut")
+    first_seconds = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["mmcl_train_seconds"]
+    assert first_seconds > 0
+    results = train(interrupted, resume=tmp_path / "cut")
+    # the reported training time adds the interrupted process's time (up to its last checkpoint)
+    assert results["resumed_from"].endswith("last.ckpt")
+    assert results["train_seconds"] == pytest.approx(first_seconds + results["train_seconds_this_process"], abs=5.0)
     resumed = _weights(tmp_path / "cut" / "checkpoints" / "last.ckpt")
     assert resumed.keys() == reference.keys()
     for key in reference:
@@ -126,3 +137,72 @@ def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) ->
     _initialise_from(tmp_path / "official.pt", again, None)
     for key, value in again.state_dict().items():
         assert torch.equal(value, fresh.state_dict()[key]), key
+
+
+def test_ema_weights_reported_and_resume_exact(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """trainer.ema_decay: checkpoints hold the averaged weights (raw ones beside them), the final test
+    uses the average, and an interrupted EMA run resumes to the same averaged weights."""
+    full = tiny_config(tiny_data, tmp_path / "full", epochs=3, ema_decay=0.9)
+    results = train(full)
+    ckpt = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
+    averaged, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    assert averaged.keys() == raw.keys()
+    steps = ckpt["global_step"]
+    assert int(ckpt["averaging_state"]["n_averaged"]) == steps > 0  # one update per optimiser step
+    differs = [k for k in raw if raw[k].is_floating_point() and not torch.allclose(raw[k], averaged[k])]
+    assert any(k.startswith("backbone.") for k in differs)
+    assert results["test_raw_weights"]["num_samples"] == results["test"]["num_samples"]
+    # the reported scores are those of the averaged weights
+    summary = evaluate(full, tmp_path / "full" / "checkpoints" / "last.ckpt", out_dir=tmp_path / "eval")
+    assert summary["top1"] == pytest.approx(results["test"]["top1"])
+
+    cut = tiny_config(tiny_data, tmp_path / "cut", epochs=3, ema_decay=0.9)
+    original = _train_until_crash(cut, monkeypatch)
+    monkeypatch.setattr(ActionRecognitionModule, "on_train_epoch_start", original)
+    train(cut, resume=tmp_path / "cut")
+    resumed = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)
+    for part in ("state_dict", "current_model_state"):
+        for key, value in ckpt[part].items():
+            torch.testing.assert_close(resumed[part][key], value, rtol=0, atol=1e-6, msg=f"{part}:{key}")
+
+
+def test_ema_with_negligible_decay_tracks_raw_weights(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_data, tmp_path / "ema0", epochs=1, ema_decay=1e-7)
+    train(cfg)
+    ckpt = torch.load(tmp_path / "ema0" / "checkpoints" / "last.ckpt", weights_only=True)
+    for key, value in ckpt["current_model_state"].items():
+        if value.is_floating_point():
+            torch.testing.assert_close(ckpt["state_dict"][key], value, rtol=1e-5, atol=1e-5, msg=key)
+
+
+def test_ema_decay_validated() -> None:
+    from mmcl.config import ConfigError
+
+    cfg = Config()
+    cfg.trainer.ema_decay = 1.0
+    with pytest.raises(ConfigError, match="ema_decay"):
+        cfg.validate()
+
+
+def test_ema_update_is_running_mean_then_exponential() -> None:
+    from torch.optim.swa_utils import AveragedModel
+
+    from mmcl.engine.ema import ramped_ema_update
+
+    model = torch.nn.BatchNorm1d(3)
+    averaged = AveragedModel(model, use_buffers=True, multi_avg_fn=ramped_ema_update(0.75))  # window 4
+    values = [float(v) for v in range(1, 9)]
+    expected = None
+    for i, v in enumerate(values):
+        with torch.no_grad():
+            model.weight.fill_(v)
+            model.running_var.fill_(10 * v)
+        model.num_batches_tracked.fill_(i)
+        averaged.update_parameters(model)
+        if i < 4:  # decay/(1-decay) = 3 earlier updates: plain mean of everything so far
+            expected = sum(values[: i + 1]) / (i + 1)
+        else:
+            expected = 0.75 * expected + 0.25 * v
+        torch.testing.assert_close(averaged.module.weight, torch.full((3,), expected))
+        torch.testing.assert_close(averaged.module.running_var, torch.full((3,), 10 * expected))
+        assert int(averaged.module.num_batches_tracked) == i

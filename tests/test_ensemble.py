@@ -239,3 +239,55 @@ def test_cli_ensemble_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(["ensemble", runs[0], str(tmp_path / "nope")])
     _, err = capsys.readouterr()
     assert code == 2 and "score input not found" in err
+
+
+def test_text_score_files_round_trip_and_fuse_like_npz(tmp_path: Path) -> None:
+    """Committed results keep scores as CSV text; they load float32-exact and fuse exactly as the npz."""
+    names, labels, scores = _streams()
+    npz_runs, csv_runs = [], []
+    for i, s in enumerate(scores):
+        npz_runs.append(_run(tmp_path / "npz", f"s{i}", names, labels, s))
+        run = tmp_path / "csv" / f"s{i}"
+        save_scores(run / "scores.csv", names, labels, s)
+        csv_runs.append(run)
+        n2, l2, s2 = load_scores(run / "scores.csv")
+        assert n2 == names and np.array_equal(l2, labels) and np.array_equal(s2, s)  # bit-exact float32
+    a = ens.run_ensemble(npz_runs, weights=[0.6, 0.6, 0.4])
+    b = ens.run_ensemble(csv_runs, weights=[0.6, 0.6, 0.4])
+    np.testing.assert_array_equal(a.fused, b.fused)
+    # a truncated text file names the file and the line
+    path = csv_runs[0] / "scores.csv"
+    text = path.read_text()
+    path.write_text(text[: text.rindex(",")])
+    with pytest.raises(ValueError, match=r"scores\.csv: line 61 has 7 fields, expected 8"):
+        load_scores(path)
+    path.write_text("just,some\ntext\n")
+    with pytest.raises(ValueError, match="not a valid mmcl score file"):
+        load_scores(path)
+    with pytest.raises(ValueError, match="must not contain ','"):
+        save_scores(tmp_path / "bad.csv", ["a,b"], np.array([0]), np.zeros((1, 2)))
+
+
+def test_collect_run_copy_is_readable_by_ensemble_and_report(tmp_path: Path) -> None:
+    import importlib.util
+
+    from mmcl.engine.report import load_run
+
+    spec = importlib.util.spec_from_file_location("collect_run", Path(__file__).parents[1] / "benchmarks" / "collect_run.py")
+    collect_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect_run)
+    names, labels, scores = _streams()
+    run = _run(tmp_path, "run", names, labels, scores[0])
+    (run / "results.json").write_text(json.dumps({"train_seconds": 1.0}))
+    (run / "csv").mkdir()
+    (run / "csv" / "metrics.csv").write_text("epoch,step,val/top1\n0,10,0.5\n")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    dest = tmp_path / "collected"
+    written = collect_run.collect(run, dest)
+    assert set(written) == {"results.json", "metrics.csv", "scores.csv"}
+    assert sorted(p.name for p in dest.iterdir()) == ["metrics.csv", "results.json", "scores.csv"]  # no weights
+    res = ens.run_ensemble([dest], weights=[1.0])
+    assert res.fused_metrics.top1 == pytest.approx(float((scores[0].argmax(1) == labels).mean()))
+    loaded = load_run(dest)
+    assert loaded.csv_path == dest / "metrics.csv" and loaded.results["train_seconds"] == 1.0

@@ -100,6 +100,7 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     eval_every: int = 1
     final_checkpoint: str = "best"  # best: selected on the eval split (reference); last: the final epoch
+    ema_decay: float = 0.0  # >0: evaluate/report an exponential moving average of the weights (per step)
     log_every_n_steps: int = 20
     progress: bool = True
     num_threads: int = 0  # >0: torch.set_num_threads
@@ -151,6 +152,8 @@ class Config:
             raise ConfigError("data.val_fraction must be in [0, 1)")
         if self.trainer.final_checkpoint not in ("best", "last"):
             raise ConfigError("trainer.final_checkpoint must be 'best' or 'last'")
+        if not 0.0 <= self.trainer.ema_decay < 1.0:
+            raise ConfigError(f"trainer.ema_decay must be in [0, 1) (0 = off), got {self.trainer.ema_decay}")
         if self.colearning.rgb_mode not in ("frozen", "trainable"):
             raise ConfigError("colearning.rgb_mode must be 'frozen' or 'trainable'")
         if self.colearning.variant not in ("reference", "paper"):

@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
         epilog=ENSEMBLE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="RUN", help="run directories (their scores.npz) or score files")
+    p.add_argument("inputs", nargs="+", metavar="RUN", help="run directories (their scores.npz, or scores.csv in a collected copy) or score files (.npz/.csv)")
     p.add_argument("--names", nargs="+", metavar="NAME", help="stream labels, one per input (e.g. J B JM BM); default: each run's data.stream, else its directory name")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--weights", nargs="+", type=float, metavar="W", help="one fixed weight per input (default: all 1)")
@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
         epilog=REPORT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (needs scores.npz)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (needs scores.npz, or scores.csv in a collected copy)")
     p.add_argument("--compare", metavar="OTHER_RUN_DIR", help="second run; deltas are OTHER − RUN_DIR")
     p.add_argument("--labels", nargs="+", metavar="LABEL", help="display names: one for RUN_DIR, plus one for --compare")
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/report)")

@@ -125,6 +125,8 @@ def resolve_score_path(path: str | Path, split: str = "test") -> Path:
     p = Path(path)
     if p.is_dir():
         target = p / (VAL_SCORE_FILE if split == "val" else SCORE_FILE)
+        if not target.is_file() and target.with_suffix(".csv").is_file():  # text copy of a committed run
+            target = target.with_suffix(".csv")
         if not target.is_file():
             if split == "val":
                 raise FileNotFoundError(

@@ -222,6 +222,7 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     from mmcl.engine.data import SkeletonDataModule
     from mmcl.engine.plots import plot_training_curves
 
+    wall_start = time.time()
     cfg.validate()
     _setup_threads(cfg)
     run_dir = Path(cfg.trainer.work_dir)
@@ -258,6 +259,10 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
         auto_insert_metric_name=False,
     )
     callbacks: list[Any] = [checkpoint_cb, last_cb]
+    if cfg.trainer.ema_decay > 0:
+        from mmcl.engine.ema import ExponentialMovingAverage
+
+        callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
     if cfg.trainer.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
     loggers = [
@@ -267,7 +272,8 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers)
     start = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
-    train_seconds = time.time() - start
+    process_seconds = time.time() - start
+    train_seconds = module.train_seconds() if resume_path else process_seconds
     last_path = str(run_dir / "checkpoints" / "last.ckpt")
     if cfg.trainer.final_checkpoint == "last":  # no selection at all: the final epoch is reported
         best_path, best_score = last_path, None
@@ -278,6 +284,9 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     if cfg.trainer.final_checkpoint == "last":
         select = "none (last epoch)"
     results: dict[str, Any] = {"selection_split": select, "train_seconds": round(train_seconds, 1), "best_checkpoint": best_path}
+    if resume_path:  # train_seconds sums the interrupted run(s) up to their last checkpoint and this process
+        results["resumed_from"] = str(resume_path)
+        results["train_seconds_this_process"] = round(process_seconds, 1)
     if trainer.is_global_zero:
         from mmcl.engine.checkpoint import read_checkpoint
 
@@ -288,6 +297,8 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
         eval_start = time.time()
         eval_result = run_inference(backbone, _single_process_loader(cfg, datamodule.test_set), cfg)
         results["test"] = _finish_test(cfg, run_dir, eval_result, datamodule.test_set)
+        if cfg.trainer.ema_decay > 0:  # the same checkpoint's raw (non-averaged) weights, for comparison
+            results["test_raw_weights"] = _evaluate_raw_weights(cfg, module, ckpt, datamodule.test_set)
         if datamodule.val_set is not None:  # validation scores of the selected checkpoint, for ensemble weights
             val_result = run_inference(backbone, _single_process_loader(cfg, datamodule.val_set), cfg)
             results["val"] = _finish_test(cfg, run_dir, val_result, datamodule.val_set, prefix="val")
@@ -296,8 +307,26 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
         csv_path = run_dir / "csv" / "metrics.csv"
         if csv_path.is_file():
             plot_training_curves(csv_path, run_dir / "curves.png", title=cfg.name)
+        # this process, data loading to final plots (a resumed run: the resumed part only)
+        results["wall_seconds"] = round(time.time() - wall_start, 1)
         atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
     return results
+
+
+def _evaluate_raw_weights(cfg: Config, module: Any, ckpt: dict[str, Any], dataset: Any) -> dict[str, Any] | None:
+    """Test metrics of the non-averaged weights stored beside the EMA in a checkpoint (scores not written)."""
+    from mmcl.engine.ema import RAW_STATE_KEY
+
+    raw = ckpt.get(RAW_STATE_KEY)
+    if raw is None:
+        return None
+    averaged = {k: v.clone() for k, v in module.state_dict().items()}
+    module.load_state_dict(raw)
+    try:
+        result = run_inference(module.backbone, _single_process_loader(cfg, dataset), cfg)
+    finally:
+        module.load_state_dict(averaged)
+    return compute_metrics(result["scores"], result["labels"], cfg.data.num_classes).summary()
 
 
 def _csv_logger(run_dir: Path, *, append: bool) -> Any:

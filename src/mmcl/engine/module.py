@@ -8,6 +8,7 @@ call the backbone on the skeleton: no image, text feature or CNN is touched.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import lightning.pytorch as pl
@@ -46,6 +47,16 @@ class ActionRecognitionModule(pl.LightningModule):
         # torch.compile wraps the feature extractor (the costly part); the head stays eager.
         self._features_fn = torch.compile(backbone.forward_features) if compile_backbone else backbone.forward_features
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # Training wall-clock summed over interrupted + resumed processes (up to the last checkpoint).
+        self.train_seconds_before = 0.0
+        self._fit_started = time.time()
+
+    def on_fit_start(self) -> None:
+        self._fit_started = time.time()
+
+    def train_seconds(self) -> float:
+        """Seconds of training so far, including those of the runs this one resumed."""
+        return self.train_seconds_before + (time.time() - self._fit_started)
 
     # ----------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,8 +173,10 @@ class ActionRecognitionModule(pl.LightningModule):
             "python": {"version": int(py_state[0]), "state": list(py_state[1]), "gauss": py_state[2]},
         }
         checkpoint["mmcl_config"] = self.run_config
+        checkpoint["mmcl_train_seconds"] = float(self.train_seconds())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.train_seconds_before = float(checkpoint.get("mmcl_train_seconds", 0.0))
         rng = checkpoint.get("mmcl_rng")
         if not rng:
             return

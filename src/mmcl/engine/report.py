@@ -91,10 +91,12 @@ def load_run(run_dir: str | Path, *, label: str | None = None, dataset: str | No
     if dataset is None:
         dataset = (config.get("data") or {}).get("dataset")
     val_metrics = None
-    if (run_dir / "val_scores.npz").is_file():
+    if (run_dir / "val_scores.npz").is_file() or (run_dir / "val_scores.csv").is_file():
         val = load_score_set(run_dir, split="val")
         val_metrics = compute_metrics(val.scores, val.labels, k)
     csv_path = run_dir / "csv" / "metrics.csv"
+    if not csv_path.is_file():  # a collected copy (benchmarks/results/<run>/) keeps the log at the top
+        csv_path = run_dir / "metrics.csv"
     return RunData(
         run_dir=run_dir,
         label=scores.label,
@@ -167,8 +169,8 @@ def compare_runs(run_a: RunData, run_b: RunData, *, top: int = 10) -> Comparison
     from mmcl.engine.ensemble import ScoreSet
 
     sets = [
-        ScoreSet(run_a.label, run_a.run_dir / "scores.npz", "test", run_a.names, run_a.labels, run_a.scores),
-        ScoreSet(run_b.label, run_b.run_dir / "scores.npz", "test", run_b.names, run_b.labels, run_b.scores),
+        ScoreSet(run_a.label, run_a.run_dir, "test", run_a.names, run_a.labels, run_a.scores),
+        ScoreSet(run_b.label, run_b.run_dir, "test", run_b.names, run_b.labels, run_b.scores),
     ]
     aligned = align_score_sets(sets, allow_partial=True)
     k = run_a.scores.shape[1]
@@ -241,7 +243,7 @@ def _markdown(run: RunData, plots: dict[str, str], comparison: Comparison | None
         out += [f"| {k} | {_cell(v)} |" for k, v in rows]
         out.append("")
     epoch, sel_top1, split = best_epoch(run)
-    out += ["## Results (test split, recomputed from scores.npz)", "", "| metric | value |", "|---|---|"]
+    out += ["## Results (test split, recomputed from the per-sample scores)", "", "| metric | value |", "|---|---|"]
     out += [
         f"| top-1 (%) | {_pct(m.top1)} |",
         f"| top-5 (%) | {_pct(m.top5)} |",
