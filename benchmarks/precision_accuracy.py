@@ -58,11 +58,8 @@ def training_comparison(seeds: list[int], epochs: int, per_class: int, work: Pat
 
 def inference_comparison(config: str, data: str, checkpoint: str) -> dict[str, Any]:
     from mmcl.config import load_config
-    from mmcl.datasets.base import SkeletonDataset
-    from mmcl.datasets.prepared import open_source
     from mmcl.engine.checkpoint import load_backbone_from_checkpoint
-    from mmcl.engine.data import build_transform
-    from mmcl.engine.fit import _single_process_loader, build_backbone_from_config, run_inference
+    from mmcl.engine.fit import build_backbone_from_config, build_eval_dataset, eval_loader, run_inference
 
     cfg = load_config(config, overrides=[f"data.path={data}"])
     stream = torch.load(checkpoint, weights_only=True, map_location="cpu").get("mmcl_config", {}).get("data", {}).get("stream")
@@ -70,12 +67,11 @@ def inference_comparison(config: str, data: str, checkpoint: str) -> dict[str, A
         cfg.data.stream = stream
     backbone = build_backbone_from_config(cfg)
     load_backbone_from_checkpoint(backbone, checkpoint)
-    source = open_source(cfg.data.path, cfg.data.test_split)
-    dataset = SkeletonDataset(source, build_transform(cfg, False), stream=cfg.data.stream, layout=cfg.data.layout, seed=cfg.trainer.seed)
+    dataset = build_eval_dataset(cfg)
     out = {}
     for precision in PRECISIONS:
         cfg.trainer.precision = precision
-        out[precision] = run_inference(backbone, _single_process_loader(cfg, dataset), cfg)
+        out[precision] = run_inference(backbone, eval_loader(cfg, dataset), cfg)
     a, b = out["32-true"], out["bf16-mixed"]
     pa, pb = a["scores"].argmax(1), b["scores"].argmax(1)
     return {

@@ -34,7 +34,7 @@ import yaml
 from mmcl.config import Config, config_to_dict
 from mmcl.engine.metrics import atomic_write_bytes, compute_metrics, save_scores, write_metrics
 
-__all__ = ["train", "evaluate", "run_inference", "build_backbone_from_config", "environment_info", "class_names_for"]
+__all__ = ["train", "evaluate", "run_inference", "build_eval_dataset", "eval_loader", "build_backbone_from_config", "environment_info", "class_names_for"]
 
 log = logging.getLogger("mmcl")
 
@@ -273,7 +273,7 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     start = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
     process_seconds = time.time() - start
-    train_seconds = module.train_seconds() if resume_path else process_seconds
+    train_seconds = module.train_seconds()  # includes the interrupted run(s) when resumed
     last_path = str(run_dir / "checkpoints" / "last.ckpt")
     if cfg.trainer.final_checkpoint == "last":  # no selection at all: the final epoch is reported
         best_path, best_score = last_path, None
@@ -295,12 +295,12 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
         results["best_epoch"] = int(ckpt.get("epoch", -1)) + 1
         results["best_selection_top1"] = float(best_score) if best_score is not None else None
         eval_start = time.time()
-        eval_result = run_inference(backbone, _single_process_loader(cfg, datamodule.test_set), cfg)
+        eval_result = run_inference(backbone, eval_loader(cfg, datamodule.test_set), cfg)
         results["test"] = _finish_test(cfg, run_dir, eval_result, datamodule.test_set)
         if cfg.trainer.ema_decay > 0:  # the same checkpoint's raw (non-averaged) weights, for comparison
             results["test_raw_weights"] = _evaluate_raw_weights(cfg, module, ckpt, datamodule.test_set)
         if datamodule.val_set is not None:  # validation scores of the selected checkpoint, for ensemble weights
-            val_result = run_inference(backbone, _single_process_loader(cfg, datamodule.val_set), cfg)
+            val_result = run_inference(backbone, eval_loader(cfg, datamodule.val_set), cfg)
             results["val"] = _finish_test(cfg, run_dir, val_result, datamodule.val_set, prefix="val")
         results["test_seconds"] = round(time.time() - eval_start, 1)
         results["parameters"] = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
@@ -323,7 +323,7 @@ def _evaluate_raw_weights(cfg: Config, module: Any, ckpt: dict[str, Any], datase
     averaged = {k: v.clone() for k, v in module.state_dict().items()}
     module.load_state_dict(raw)
     try:
-        result = run_inference(module.backbone, _single_process_loader(cfg, dataset), cfg)
+        result = run_inference(module.backbone, eval_loader(cfg, dataset), cfg)
     finally:
         module.load_state_dict(averaged)
     return compute_metrics(result["scores"], result["labels"], cfg.data.num_classes).summary()
@@ -370,7 +370,8 @@ def _initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.n
     log.warning("initialised %s weights from %s", kind, path)
 
 
-def _single_process_loader(cfg: Config, dataset: Any):
+def eval_loader(cfg: Config, dataset: Any):
+    """Ordered evaluation loader for one process (no distributed sampler), ``data.test_batch_size``."""
     from torch.utils.data import DataLoader
 
     from mmcl.datasets.base import EpochSampler
@@ -395,25 +396,33 @@ def _resolve_resume(resume: str | Path, run_dir: Path) -> Path:
     return path
 
 
-def evaluate(cfg: Config, checkpoint: str | Path, *, out_dir: str | Path | None = None, split: str | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint (ours or official) on the test split; skeleton only."""
+def build_eval_dataset(cfg: Config, split: str | None = None) -> Any:
+    """The configured dataset's evaluation split (default ``data.test_split``), deterministic transform."""
     from mmcl.datasets.base import SkeletonDataset
     from mmcl.datasets.prepared import open_source
-    from mmcl.engine.checkpoint import load_backbone_from_checkpoint
     from mmcl.engine.data import build_transform
+
+    if not cfg.data.path:
+        raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
+    source = open_source(cfg.data.path, split or cfg.data.test_split)
+    return SkeletonDataset(source, build_transform(cfg, False), stream=cfg.data.stream, layout=cfg.data.layout, seed=cfg.trainer.seed)
+
+
+def evaluate(cfg: Config, checkpoint: str | Path, *, out_dir: str | Path | None = None, split: str | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint (ours or official) on the test split; skeleton only."""
+    from mmcl.engine.checkpoint import load_backbone_from_checkpoint
 
     cfg.validate()
     _setup_threads(cfg)
-    if not cfg.data.path:
+    if not cfg.data.path:  # before building the model: the cheapest mistake to report
         raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
     backbone = build_backbone_from_config(cfg)
     kind = load_backbone_from_checkpoint(backbone, checkpoint)
-    source = open_source(cfg.data.path, split or cfg.data.test_split)
-    dataset = SkeletonDataset(source, build_transform(cfg, False), stream=cfg.data.stream, layout=cfg.data.layout, seed=cfg.trainer.seed)
+    dataset = build_eval_dataset(cfg, split)
     run_dir = Path(out_dir or cfg.trainer.work_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    result = run_inference(backbone, _single_process_loader(cfg, dataset), cfg)
+    result = run_inference(backbone, eval_loader(cfg, dataset), cfg)
     summary = _finish_test(cfg, run_dir, result, dataset)
     summary.update({"checkpoint": str(checkpoint), "checkpoint_kind": kind, "seconds": round(time.time() - start, 1)})
     atomic_write_bytes(run_dir / "test_results.json", json.dumps(summary, indent=2).encode())

@@ -72,6 +72,8 @@ def save_scores(path: str | Path, names: Sequence[str], labels: np.ndarray, scor
     ``.npz`` (what runs write) or ``.csv`` (text, for results committed to a repository: one row
     ``name,label,s0..s{K-1}`` per sample, floats with 9 significant digits, i.e. float32-exact).
     """
+    import io
+
     names_arr = np.asarray([str(n) for n in names], dtype=np.str_)
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float32)
@@ -79,8 +81,6 @@ def save_scores(path: str | Path, names: Sequence[str], labels: np.ndarray, scor
         raise ValueError("names, labels and scores must have the same length")
     if len(set(names_arr.tolist())) != len(names_arr):
         raise ValueError("sample names in a score file must be unique")
-    import io
-
     if Path(path).suffix == ".csv":
         if any("," in n or "\n" in n for n in names_arr.tolist()):
             raise ValueError("sample names written to a CSV score file must not contain ',' or newlines")

@@ -90,10 +90,11 @@ def load_run(run_dir: str | Path, *, label: str | None = None, dataset: str | No
     k = scores.num_classes
     if dataset is None:
         dataset = (config.get("data") or {}).get("dataset")
-    val_metrics = None
-    if (run_dir / "val_scores.npz").is_file() or (run_dir / "val_scores.csv").is_file():
+    try:  # validation scores exist only for runs that carved a validation split
         val = load_score_set(run_dir, split="val")
-        val_metrics = compute_metrics(val.scores, val.labels, k)
+    except FileNotFoundError:
+        val = None
+    val_metrics = compute_metrics(val.scores, val.labels, k) if val is not None else None
     csv_path = run_dir / "csv" / "metrics.csv"
     if not csv_path.is_file():  # a collected copy (benchmarks/results/<run>/) keeps the log at the top
         csv_path = run_dir / "metrics.csv"
