@@ -58,11 +58,11 @@ def training_comparison(seeds: list[int], epochs: int, per_class: int, work: Pat
 
 def inference_comparison(config: str, data: str, checkpoint: str) -> dict[str, Any]:
     from mmcl.config import load_config
-    from mmcl.engine.checkpoint import load_backbone_from_checkpoint
+    from mmcl.engine.checkpoint import load_backbone_from_checkpoint, read_checkpoint
     from mmcl.engine.fit import build_backbone_from_config, build_eval_dataset, eval_loader, run_inference
 
     cfg = load_config(config, overrides=[f"data.path={data}"])
-    stream = torch.load(checkpoint, weights_only=True, map_location="cpu").get("mmcl_config", {}).get("data", {}).get("stream")
+    stream = read_checkpoint(checkpoint).get("mmcl_config", {}).get("data", {}).get("stream")
     if stream:
         cfg.data.stream = stream
     backbone = build_backbone_from_config(cfg)
