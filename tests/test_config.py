@@ -78,3 +78,35 @@ def test_base_inheritance(tmp_path: Path) -> None:
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="circular"):
         load_config(tmp_path / "loop.yaml")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("nwucla_cpu", {"trainer.epochs": 20, "trainer.eval_every": 1, "trainer.work_dir": "runs/nwucla_cpu"}),
+        ("nwucla_cpu_long", {"trainer.epochs": 65, "trainer.eval_every": 5, "trainer.work_dir": "runs/nwucla_cpu_long"}),
+    ],
+)
+def test_nwucla_cpu_recipes_differ_from_reference_only_where_documented(name: str, expected: dict) -> None:
+    """The CPU recipes keep the reference data pipeline, model and optimiser (configs/nwucla.yaml);
+    only the schedule shape, EMA, precision, reporting and loader/work-dir settings change."""
+    ref = _flat(config_to_dict(load_config(CONFIGS / "nwucla.yaml")))
+    cpu = _flat(config_to_dict(load_config(CONFIGS / f"{name}.yaml")))
+    changed = {k for k in ref if ref[k] != cpu[k]}
+    allowed = {"name", "data.num_workers", "optim.schedule", "optim.min_lr", "trainer.ema_decay", "trainer.precision",
+               "trainer.final_checkpoint"} | set(expected)
+    assert changed <= allowed, changed - allowed
+    assert (cpu["optim.schedule"], cpu["trainer.final_checkpoint"], cpu["trainer.precision"]) == ("cosine", "last", "bf16-mixed")
+    assert cpu["trainer.ema_decay"] == pytest.approx(0.999)
+    for key, value in expected.items():
+        assert cpu[key] == value, key
