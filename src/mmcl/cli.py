@@ -86,7 +86,7 @@ def _register_optional_commands(sub: Any) -> None:
 
 # ---------------------------------------------------------------------------- helpers
 def _load(args: argparse.Namespace) -> Any:
-    from mmcl.config import load_config
+    from mmcl.config import load_config, stream_work_dir
 
     overrides = list(getattr(args, "overrides", []) or [])
     if getattr(args, "data", None):
@@ -104,7 +104,7 @@ def _load(args: argparse.Namespace) -> Any:
     cfg = load_config(getattr(args, "config", None), overrides)
     if getattr(args, "stream", None) and not getattr(args, "work_dir", None) and not any(o.startswith("trainer.work_dir=") for o in overrides):
         # a stream run of a benchmark gets its own directory by default
-        cfg.trainer.work_dir = f"{cfg.trainer.work_dir.rstrip('/')}_{cfg.data.stream}" if cfg.trainer.work_dir else cfg.data.stream
+        cfg.trainer.work_dir = stream_work_dir(cfg.trainer.work_dir, cfg.data.stream)
     return cfg
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "apply_overrides",
     "config_to_dict",
     "config_from_dict",
+    "stream_work_dir",
 ]
 
 
@@ -276,3 +277,9 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
     if overrides:
         apply_overrides(cfg, overrides)
     return cfg.validate()
+
+
+def stream_work_dir(work_dir: str, stream: str) -> str:
+    """Run directory of one stream of a benchmark config: ``<work_dir>_<stream>`` (``mmcl train
+    --stream`` uses it unless a work dir is given), so the four streams never share a directory."""
+    return f"{work_dir.rstrip('/')}_{stream}" if work_dir else stream
