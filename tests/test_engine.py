@@ -206,3 +206,40 @@ def test_ema_update_is_running_mean_then_exponential() -> None:
         torch.testing.assert_close(averaged.module.weight, torch.full((3,), expected))
         torch.testing.assert_close(averaged.module.running_var, torch.full((3,), 10 * expected))
         assert int(averaged.module.num_batches_tracked) == i
+
+
+def test_a_run_directory_is_never_trained_into_twice_by_accident(tiny_data: Path, tmp_path: Path) -> None:
+    from mmcl.engine.fit import RUN_LOCK, RunDirectoryError
+    from mmcl.io import exclusive_lock
+
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1)
+    train(cfg)
+    before = _weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    # a second plain start would silently replace the finished run: refused, nothing touched
+    with pytest.raises(RunDirectoryError, match=r"already holds a run \(checkpoints/last.ckpt, results.json\).*--resume"):
+        train(cfg)
+    for key, value in _weights(tmp_path / "run" / "checkpoints" / "last.ckpt").items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    # while another process trains it, even --resume and --overwrite are refused
+    with exclusive_lock(tmp_path / "run" / RUN_LOCK):
+        for kwargs in ({"resume": tmp_path / "run"}, {"overwrite": True}):
+            with pytest.raises(RunDirectoryError, match="being written by another training"):
+                train(cfg, **kwargs)
+    # --overwrite starts again from scratch and leaves nothing of the old run behind
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    (tmp_path / "run" / "tb" / "events.out.tfevents.old").write_text("")
+    cfg.trainer.seed = 8
+    results = train(cfg, overwrite=True)
+    assert results["test"]["num_samples"] > 0 and (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "run" / "tb" / "events.out.tfevents.old").exists()
+    after = _weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path / "no_data", tmp_path / "run", epochs=1)
+    from mmcl.datasets.base import DataError
+
+    with pytest.raises(DataError, match="no_data: does not exist"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one stream of a benchmark", description="Train a skeleton backbone (optionally with MMCL co-learning), checkpoint every epoch, evaluate the best checkpoint and write scores.npz.")
     _config_args(p)
     p.add_argument("--resume", nargs="?", const="auto", help="continue a run exactly: a checkpoint, a run directory, or nothing (= the run directory's last.ckpt)")
+    p.add_argument("--overwrite", action="store_true", help="start again from scratch in a run directory that already holds a run (default: refuse; --resume continues it)")
     p.add_argument("--init-from", metavar="CKPT", help="start from these weights (mmcl, official CTR-GCN or official MMCL checkpoint) and fine-tune (sets model.init_from)")
     p.add_argument("--rgb-weights", metavar="PATH", help="ImageNet weights of the FAM's CNN for trainable mode (sets colearning.rgb_weights)")
     p.add_argument("--allow-missing", action="store_true", help="train samples without an image/text feature with the skeleton losses only (sets colearning.allow_missing)")
@@ -121,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmcl.engine.fit import train
 
     cfg = _load(args)
-    results = train(cfg, resume=args.resume)
+    results = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if results.get("test"):
         t = results["test"]
         print(
@@ -210,6 +211,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from mmcl.datasets.multimodal import MissingModalityError
 
         errors.append(MissingModalityError)
+        from mmcl.engine.fit import RunDirectoryError
+
+        errors.append(RunDirectoryError)
     except ImportError:  # pragma: no cover - optional pieces missing in a broken install
         pass
     return tuple(errors)

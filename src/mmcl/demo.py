@@ -162,7 +162,7 @@ def run_demo(
     epochs = epochs or DEMO_EPOCHS
     cfg = demo_config(out / "data", out / "skeleton_only", num_classes=num_classes, epochs=epochs, seed=seed)
     print("[demo] training the skeleton-only CTR-GCN ...", flush=True)
-    plain = train(cfg)
+    plain = train(cfg, overwrite=True)  # the demo folder is re-made on every run
     chance = _chance(test_data.labels)
     summary: dict[str, Any] = {"chance_top1": chance, "skeleton_only": plain, "class_names": class_names}
     rows = [("skeleton only", plain, out / "skeleton_only")]
@@ -174,7 +174,7 @@ def run_demo(
         c.fam, c.frm, c.rgb_mode = True, True, "frozen"
         c.rgb_store, c.text_store = str(rgb_store), str(text_store)
         print("[demo] training the MMCL model (same backbone, seed and epochs; FAM frozen + FRM) ...", flush=True)
-        mmcl_results = train(mm_cfg)
+        mmcl_results = train(mm_cfg, overwrite=True)
         summary["mmcl"] = mmcl_results
         rows.append(("MMCL", mmcl_results, out / "mmcl"))
     latency = _latency_ms(cfg)

@@ -25,6 +25,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_save_npy",
     "atomic_savez",
+    "exclusive_lock",
+    "LockedError",
     "TMP_SUFFIX",
 ]
 
@@ -88,3 +90,43 @@ def atomic_save_npy(final: str | os.PathLike[str], array: np.ndarray) -> Path:
 
 def atomic_savez(final: str | os.PathLike[str], **arrays: Any) -> Path:
     return atomic_write(final, lambda fh: np.savez(fh, **arrays))
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock (the message names the lock file and that process)."""
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking OS lock on ``path`` for the block; raise :class:`LockedError`
+    at once if another process holds it.
+
+    The lock is ``flock`` on POSIX, so the kernel drops it when the holder exits or is killed:
+    a crashed run never leaves a stale lock behind. The file keeps the holder's PID for the
+    error message. Where ``fcntl`` does not exist (Windows) the block runs unlocked.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield path
+        return
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise LockedError(f"{path} is locked by another process (pid {holder})") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()

@@ -33,8 +33,9 @@ import yaml
 
 from mmcl.config import Config, config_to_dict
 from mmcl.engine.metrics import atomic_write_bytes, compute_metrics, save_scores, write_metrics
+from mmcl.io import LockedError, exclusive_lock
 
-__all__ = ["train", "evaluate", "run_inference", "build_eval_dataset", "eval_loader", "build_backbone_from_config", "environment_info", "class_names_for"]
+__all__ = ["train", "RunDirectoryError", "evaluate", "run_inference", "build_eval_dataset", "eval_loader", "build_backbone_from_config", "environment_info", "class_names_for"]
 
 log = logging.getLogger("mmcl")
 
@@ -213,8 +214,76 @@ def _colearning(cfg: Config, backbone: torch.nn.Module):
     return build_colearning(cfg, backbone)
 
 
-def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
-    """Train one stream; evaluate the best checkpoint on the test split; write the run directory."""
+class RunDirectoryError(RuntimeError):
+    """The run directory already holds a run, or another training is writing it."""
+
+
+RUN_LOCK = ".mmcl-train.lock"  # held by the training process while it writes the run directory
+
+
+def _owns_run_directory() -> bool:
+    """False in the extra DDP processes (torchrun, SLURM or Lightning's launcher set their rank
+    variables); only the first process guards and locks the run directory."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def _existing_run(run_dir: Path) -> list[str]:
+    return [name for name in ("checkpoints/last.ckpt", "results.json") if (run_dir / name).is_file()]
+
+
+def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train one stream; evaluate the best checkpoint on the test split; write the run directory.
+
+    A run directory is never trained into twice by accident: a directory that already holds a
+    run (a checkpoint or results) needs ``resume`` (continue it) or ``overwrite=True`` (start it
+    again from scratch), and a second training of the same directory at the same time is
+    refused while the first holds the directory's lock.
+    """
+    cfg.validate()
+    run_dir = Path(cfg.trainer.work_dir)
+    resume_path = _resolve_resume(resume, run_dir) if resume else None
+    if not _owns_run_directory():
+        return _train(cfg, run_dir, resume_path)
+    created = not run_dir.exists()
+    try:
+        with exclusive_lock(run_dir / RUN_LOCK):
+            found = _existing_run(run_dir)
+            if found and resume_path is None and not overwrite:
+                raise RunDirectoryError(
+                    f"{run_dir} already holds a run ({', '.join(found)}): continue it with --resume {run_dir}, "
+                    "train into another --work-dir, or pass --overwrite to start it again from scratch"
+                )
+            if found and resume_path is None:  # overwrite: the old run goes first, so the two never mix
+                _clear_run(run_dir)
+            return _train(cfg, run_dir, resume_path)
+    except LockedError as err:
+        raise RunDirectoryError(
+            f"{run_dir} is being written by another training ({err}); wait for it or choose another --work-dir"
+        ) from None
+    finally:
+        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [RUN_LOCK]:
+            (run_dir / RUN_LOCK).unlink()  # a start that failed before writing anything leaves no folder
+            run_dir.rmdir()
+
+
+RUN_OUTPUTS = ("checkpoints", "tb", "csv", "results.json", "config.yaml", "env.json", "curves.png")
+EVAL_OUTPUTS = ("scores.npz", "metrics.json", "per_class.csv", "confusion.csv", "confusion.png", "per_class.png")
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove what a training run writes (module docstring), nothing else of the folder."""
+    import shutil
+
+    names = [*RUN_OUTPUTS, *EVAL_OUTPUTS, *(f"{p}_{n}" for p in ("test", "val") for n in EVAL_OUTPUTS)]
+    for name in names:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
+
+
+def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, Any]:
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -223,10 +292,7 @@ def train(cfg: Config, *, resume: str | Path | None = None) -> dict[str, Any]:
     from mmcl.engine.plots import plot_training_curves
 
     wall_start = time.time()
-    cfg.validate()
     _setup_threads(cfg)
-    run_dir = Path(cfg.trainer.work_dir)
-    resume_path = _resolve_resume(resume, run_dir) if resume else None
     _quiet_lightning(resuming=resume_path is not None)
     pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
     backbone = build_backbone_from_config(cfg)
