@@ -78,12 +78,14 @@ def _train_until_crash(cfg: Config, monkeypatch: pytest.MonkeyPatch):
     return original
 
 
-def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    full = tiny_config(tiny_data, tmp_path / "full", epochs=3)
+@pytest.mark.parametrize("eval_every", [1, 3])
+def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eval_every: int) -> None:
+    full = tiny_config(tiny_data, tmp_path / "full", epochs=3, eval_every=eval_every)
     train(full)
     reference = _weights(tmp_path / "full" / "checkpoints" / "last.ckpt")
 
-    interrupted = tiny_config(tiny_data, tmp_path / "cut", epochs=3)
+    # the crash comes before epoch 3; last.ckpt holds epoch 2 even when epoch 2 was not evaluated (eval_every 3)
+    interrupted = tiny_config(tiny_data, tmp_path / "cut", epochs=3, eval_every=eval_every)
     original = _train_until_crash(interrupted, monkeypatch)
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     monkeypatch.setattr(ActionRecognitionModule, "on_train_epoch_start", original)
@@ -102,7 +104,7 @@ def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: 
 
     with open(tmp_path / "cut" / "csv" / "metrics.csv", newline="") as fh:
         epochs = sorted({int(r["epoch"]) for r in csv.DictReader(fh) if r.get("val/top1")})
-    assert epochs == [0, 1, 2]
+    assert epochs == [0, 1, 2][eval_every - 1 :: eval_every]
 
 
 def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) -> None:

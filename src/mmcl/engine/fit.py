@@ -321,6 +321,7 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         monitor=None,
         save_top_k=1,
         every_n_epochs=1,
+        save_on_train_epoch_end=True,  # else Lightning saves only after evaluations (trainer.eval_every > 1)
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
