@@ -291,3 +291,21 @@ def test_collect_run_copy_is_readable_by_ensemble_and_report(tmp_path: Path) -> 
     assert res.fused_metrics.top1 == pytest.approx(float((scores[0].argmax(1) == labels).mean()))
     loaded = load_run(dest)
     assert loaded.csv_path == dest / "metrics.csv" and loaded.results["train_seconds"] == 1.0
+
+
+def test_ensemble_json_only_folder_names_the_command_that_rebuilds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Committed ensembles keep ensemble.json but no binary scores; the error must say how to rebuild them."""
+    names, labels, scores = _streams()
+    monkeypatch.chdir(tmp_path)
+    runs = [_run(Path("res"), f"s{i}", names, labels, s) for i, s in enumerate(scores[:2])]
+    res = ens.run_ensemble(runs, names=["J", "B"], weights=[0.6, 0.4], out_dir=Path("res/ens"))
+    Path("res/ens/scores.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="only an ensemble.json") as info:
+        ens.load_score_set(Path("res/ens"))
+    command = str(info.value).split("`")[1].split()
+    assert command[:2] == ["mmcl", "ensemble"]
+    assert main(command[1:]) == 0  # the suggested command runs as given and reproduces the fused scores
+    out = Path(command[command.index("--out") + 1])
+    n2, _, fused = load_scores(out / "scores.npz")
+    np.testing.assert_allclose(fused, res.fused, rtol=1e-6)
+    assert n2 == res.names

@@ -132,6 +132,8 @@ def resolve_score_path(path: str | Path, split: str = "test") -> Path:
                 raise FileNotFoundError(
                     f"no {VAL_SCORE_FILE} in {p}: fitting weights needs runs trained with data.val_fraction>0"
                 )
+            if (p / "ensemble.json").is_file():
+                raise FileNotFoundError(f"no {SCORE_FILE} in {p}: {_ensemble_rebuild_hint(p)}")
             raise FileNotFoundError(f"no {SCORE_FILE} in {p} (not a finished run directory?)")
         return target
     if split == "val" and _split_of(p) != "val":
@@ -144,6 +146,23 @@ def resolve_score_path(path: str | Path, split: str = "test") -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"score input not found: {p} (give a run directory or a scores.npz file)")
     return p
+
+
+def _ensemble_rebuild_hint(folder: Path) -> str:
+    """How to regenerate the fused scores of an ``ensemble.json``-only folder (committed results keep no .npz)."""
+    try:
+        record = json.loads((folder / "ensemble.json").read_text())
+        inputs = [str(Path(x["path"]).parent if Path(x["path"]).stem == "scores" else x["path"]) for x in record["inputs"]]
+        labels = [str(x["label"]) for x in record["inputs"]]
+        weights = [f"{float(record['weights'][lab]):g}" for lab in labels]
+        normalize = str(record.get("normalize", "none"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"it holds an unreadable ensemble.json ({exc})"
+    return (
+        "it holds only an ensemble.json; recreate the fused scores with "
+        f"`mmcl ensemble {' '.join(inputs)} --names {' '.join(labels)} --weights {' '.join(weights)} "
+        f"--normalize {normalize} --out runs/{folder.resolve().name}` and use that folder"
+    )
 
 
 def load_score_set(path: str | Path, label: str | None = None, split: str = "test") -> ScoreSet:
