@@ -57,16 +57,14 @@ def training_comparison(seeds: list[int], epochs: int, per_class: int, work: Pat
 
 
 def inference_comparison(config: str, data: str, checkpoint: str) -> dict[str, Any]:
+    from mmcl.checkpoints import open_checkpoint
     from mmcl.config import load_config
-    from mmcl.engine.checkpoint import load_backbone_from_checkpoint, read_checkpoint
-    from mmcl.engine.fit import build_backbone_from_config, build_eval_dataset, eval_loader, run_inference
+    from mmcl.engine.fit import build_eval_dataset, eval_loader, run_inference
 
     cfg = load_config(config, overrides=[f"data.path={data}"])
-    stream = read_checkpoint(checkpoint).get("mmcl_config", {}).get("data", {}).get("stream")
-    if stream:
-        cfg.data.stream = stream
-    backbone = build_backbone_from_config(cfg)
-    load_backbone_from_checkpoint(backbone, checkpoint)
+    opened = open_checkpoint(checkpoint, config=cfg)
+    cfg = opened.card.apply_to_config(cfg)  # the checkpoint's stream and input, whatever the config says
+    backbone = opened.build_model()
     dataset = build_eval_dataset(cfg)
     out = {}
     for precision in PRECISIONS:

@@ -12,15 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from mmcl.models import (
-    build_backbone,
-    count_macs,
-    count_parameters,
-    layer_table,
-    load_reference_state_dict,
-    reference_state_dict,
-    spatial_adjacency,
-)
+from mmcl.checkpoints.official import load_reference_state_dict, reference_state_dict
+from mmcl.models import build_backbone, count_macs, count_parameters, layer_table, spatial_adjacency
 from mmcl.skeleton.layouts import NTU25
 
 from reference_ctrgcn import OfficialCTRGCN  # noqa: E402  (literal model, official names)
@@ -145,7 +138,7 @@ def test_same_outputs_as_literal_model(pair):
 
 def test_same_outputs_and_gradients_in_training_mode():
     """float64, so that gradients that are mathematically zero (conv bias before BN) compare too."""
-    from mmcl.models.reference import official_key
+    from mmcl.checkpoints.official import official_key
 
     torch.manual_seed(3)
     ref = OfficialCTRGCN(7, num_point=20, num_person=1, a=spatial_adjacency("kinect20"))

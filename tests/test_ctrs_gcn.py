@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from mmcl.models import build_backbone, count_parameters, load_reference_state_dict, reference_state_dict
+from mmcl.checkpoints.official import load_reference_state_dict, reference_state_dict
+from mmcl.models import build_backbone, count_parameters
 
 
 class LiteralBaselineGCN(nn.Module):

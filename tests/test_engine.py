@@ -120,7 +120,7 @@ def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) ->
 
 def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) -> None:
     from mmcl.engine.fit import _initialise_from, build_backbone_from_config
-    from mmcl.models import reference_state_dict
+    from mmcl.checkpoints.official import reference_state_dict
 
     cfg = tiny_config(tiny_data, tmp_path / "last", epochs=1)
     cfg.trainer.final_checkpoint = "last"

@@ -93,8 +93,9 @@ def test_trainable_with_pipeline_inception_encoder(inception_branch: RGBBranch) 
 def test_official_inception_and_fam_keys_import(inception_branch: RGBBranch, shared_reference) -> None:
     """inception_v3.* / FAM_Aligh.mlp.* of the official key list load into the trainable branch."""
     from mmcl.colearning.objective import CoLearningHeads, FAMConfig
-    from mmcl.colearning.reference import ENCODER_PREFIX, load_mmcl_checkpoint, mmcl_extra_state_dict
-    from mmcl.models import build_backbone, reference_state_dict
+    from mmcl.checkpoints.official_mmcl import ENCODER_PREFIX, load_mmcl_checkpoint, mmcl_extra_state_dict
+    from mmcl.checkpoints.official import reference_state_dict
+    from mmcl.models import build_backbone
 
     heads = CoLearningHeads(256, 120, fam=FAMConfig(mode="trainable"), frm=None, encoder=inception_branch.encoder)
     rows = [line.split("\t") for line in (shared_reference / "mmcl_extra_state_dict.tsv").read_text().splitlines()]

@@ -8,18 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmcl.checkpoints.official import reference_state_dict
+from mmcl.checkpoints.official_mmcl import CheckpointMismatchError, load_mmcl_checkpoint, mmcl_extra_state_dict
 from mmcl.colearning import (
-    CheckpointMismatchError,
     CoLearningHeads,
     FAMConfig,
     FRMConfig,
     build_colearning_heads,
     contrastive_loss,
-    load_mmcl_checkpoint,
-    mmcl_extra_state_dict,
     refinement_loss,
 )
-from mmcl.models import build_backbone, reference_state_dict
+from mmcl.models import build_backbone
 
 N, K = 4, 60
 

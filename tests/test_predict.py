@@ -10,16 +10,11 @@ import pytest
 import torch
 
 from mmcl.config import Config, config_to_dict
-from mmcl.models import build_backbone, reference_state_dict
-from mmcl.predict import (
-    PredictInputError,
-    RawSkeleton,
-    infer_model_shape,
-    load_model,
-    model_input,
-    read_skeleton_file,
-    resolve_model_spec,
-)
+from mmcl.checkpoints.official import reference_state_dict
+from mmcl.models import build_backbone
+from mmcl.checkpoints import CardMismatchError, open_checkpoint
+from mmcl.checkpoints.official import infer_backbone_shape
+from mmcl.predict import PredictInputError, RawSkeleton, load_model, model_input, read_skeleton_file
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 
 from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
@@ -89,23 +84,24 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # ----------------------------------------------------------------------------- shape inference
 def test_infer_shape_from_official_state_dict(ntu120_official: Path) -> None:
     sd = torch.load(ntu120_official, weights_only=True)
-    shape = infer_model_shape(sd)
+    shape = infer_backbone_shape(sd)
     assert shape == {"name": "ctrgcn", "num_classes": 120, "layout": "ntu25", "num_persons": 2, "in_channels": 3, "base_channels": 64}
-    spec = resolve_model_spec(ntu120_official)
-    assert (spec.source, spec.dataset, spec.transform, spec.window, spec.p_interval) == ("inferred", "ntu120", "ntu", 64, (0.95,))
+    card = open_checkpoint(ntu120_official).card
+    assert (card.source, card.dataset, card.input.transform, card.input.window, card.input.p_interval) == ("inferred", "ntu120", "ntu", 64, (0.95,))
+    assert card.input.stream == "joint" and card.class_names[HAND_WAVING] == "hand waving"
 
 
 def test_infer_shape_ctrs_gcn_kinect20(tmp_path: Path) -> None:
     m = build_backbone("ctrs-gcn", num_classes=10, layout="kinect20", num_persons=1)
     path = save_official(m, tmp_path / "ctrs.pt")
-    spec = resolve_model_spec(path)
-    assert (spec.name, spec.num_classes, spec.layout, spec.num_persons) == ("ctrs-gcn", 10, "kinect20", 1)
-    assert (spec.dataset, spec.transform, spec.window) == ("nwucla", "ucla", 52)
+    card = open_checkpoint(path, stream="bone").card
+    assert (card.backbone, card.num_classes, card.input.layout, card.input.num_persons) == ("ctrs-gcn", 10, "kinect20", 1)
+    assert (card.dataset, card.input.transform, card.input.window, card.input.stream) == ("nwucla", "ucla", 52, "bone")
 
 
 def test_flags_must_agree_with_the_weights(ntu120_official: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="num_classes = 120, but --dataset ntu60 asks for 60"):
-        resolve_model_spec(ntu120_official, dataset="ntu60")
+        open_checkpoint(ntu120_official, dataset="ntu60")
     code, _, err = run(["predict", "--checkpoint", str(ntu120_official), "--num-classes", "60", "x.npy"], capsys)
     assert code == 2 and err.startswith("mmcl: error:") and "--num-classes asks for 60" in err
 
@@ -114,20 +110,24 @@ def test_mmcl_checkpoint_carries_its_shape(tmp_path: Path) -> None:
     m = build_backbone(num_classes=10, layout="kinect20", num_persons=1)
     path = save_mmcl_ckpt(m, tmp_path / "best.ckpt", dataset="nwucla", window=52, transform="ucla")
     loaded = load_model(path)
-    assert loaded.kind == "mmcl-train" and loaded.spec.source == "checkpoint"
+    assert loaded.kind == "mmcl-train" and loaded.card.source == "config"  # an older checkpoint: card rebuilt from its config
     assert loaded.class_names is not None and loaded.class_names[0] == "pick up with one hand"
+    with pytest.raises(CardMismatchError, match="the checkpoint is a 10-class Kinect-20 joint-stream ctrgcn model .*--stream asks for bone"):
+        load_model(path, stream="bone")
 
 
 # ----------------------------------------------------------------------------- inputs
 def test_readers_and_model_input(inputs: dict[str, Path], ntu120_official: Path) -> None:
-    spec = resolve_model_spec(ntu120_official)
+    card = open_checkpoint(ntu120_official).card
     raw = read_skeleton_file(inputs["skeleton"])
     assert raw.kind == "ntu-skeleton" and raw.num_actors == 1 and raw.data.shape == (3, 30, 25, 2)
-    x = model_input(raw, spec)  # NTU-120: lone actor duplicated (REFERENCE §2.6)
+    x = model_input(raw, card)  # NTU-120: lone actor duplicated (REFERENCE §2.6)
     assert x.shape == (3, 64, 25, 2) and np.array_equal(x[..., 0], x[..., 1])
-    assert not model_input(raw, spec, lone_actor="zero")[..., 1].any()
-    for key in ("mat", "json"):  # 20 Kinect-v1 joints -> NTU-25 zero-shot preprocessing, zero second person
-        x = model_input(read_skeleton_file(inputs[key]), spec)
+    assert not model_input(raw, card, lone_actor="zero")[..., 1].any()
+    for key in ("mat", "json"):  # 20 Kinect-v1 joints -> NTU-25 only when asked: zero-shot preprocessing, zero second person
+        with pytest.raises(ValueError, match="20-joint .* --cross-layout"):
+            model_input(read_skeleton_file(inputs[key]), card)
+        x = model_input(read_skeleton_file(inputs[key]), card, cross_layout=True)
         assert x.shape == (3, 64, 25, 2) and not x[..., 1].any()
         assert np.allclose(x[:, 0, 1, 0], 0, atol=1e-6)  # centred on J2 of the first frame
     rows = np.random.default_rng(1).normal(size=(12, 150)).astype(np.float32)  # T×(M·V·C), prepared-folder row
@@ -145,15 +145,17 @@ def test_unreadable_inputs_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(PredictInputError, match="wrong.npy: expected"):
         read_skeleton_file(tmp_path / "wrong.npy")
     raw = RawSkeleton("npy", np.ones((3, 5, 25, 1), np.float32), 1, True)
-    with pytest.raises(ValueError, match="25-joint input cannot feed a 20-joint"):
-        model_input(raw, resolve_model_spec(save_official(build_backbone(num_classes=10, layout="kinect20", num_persons=1), tmp_path / "u.pt")))
+    with pytest.raises(ValueError, match="25-joint input cannot feed a 10-class Kinect-20"):
+        model_input(raw, open_checkpoint(save_official(build_backbone(num_classes=10, layout="kinect20", num_persons=1), tmp_path / "u.pt")).card)
 
 
 # ----------------------------------------------------------------------------- CLI
 def test_predict_cli_text_and_json(inputs: dict[str, Path], ntu120_official: Path, capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(inputs[k]) for k in ("skeleton", "npy", "mat", "json")]
-    code, out, _ = run(["predict", "--checkpoint", str(ntu120_official), "--json", *files], capsys)
-    assert code == 0
+    code, out, err = run(["predict", "--checkpoint", str(ntu120_official), "--json", *files], capsys)
+    assert code == 1 and "2 of 4 files failed" in err and "--cross-layout" in err  # 20-joint files need the flag
+    code, out, err = run(["predict", "--checkpoint", str(ntu120_official), "--json", "--cross-layout", *files], capsys)
+    assert code == 0 and "2 file(s): 20-joint Kinect-v1 input interpolated" in err
     objs = [json.loads(line) for line in out.splitlines()]
     assert [o["file"] for o in objs] == files
     assert [o["kind"] for o in objs] == ["ntu-skeleton", "npy", "utd-mat", "nwucla-json"]
@@ -181,7 +183,8 @@ def test_bad_file_among_good_ones(inputs: dict[str, Path], ucla_official: Path, 
 def test_kinect20_model_text_output(inputs: dict[str, Path], ucla_official: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["predict", "--checkpoint", str(ucla_official), "--dataset", "nw-ucla", "--top", "2", str(inputs["json"]), str(inputs["mat"])], capsys)
     lines = out.splitlines()
-    assert code == 0 and len(lines) == 6
+    assert code == 0 and len(lines) == 7
+    assert lines.pop(0).startswith("model: a 10-class Kinect-20 joint-stream ctrgcn model (1 person), official-ctrgcn (torch runtime)")
     assert lines[0] == f"{inputs['json']}  (nwucla-json, 25 frames)" and lines[3].startswith(f"{inputs['mat']}  (utd-mat")
     for rank1, rank2 in ((lines[1], lines[2]), (lines[4], lines[5])):
         assert rank1.split() == ["1.", "100.00%", "3", "walk", "around"]

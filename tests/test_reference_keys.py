@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmcl.models import build_backbone, load_reference_state_dict, reference_state_dict, split_mmcl_checkpoint
-from mmcl.models.reference import MMCL_EXTRA_PREFIXES
+from mmcl.checkpoints.official import load_reference_state_dict, reference_state_dict, split_mmcl_checkpoint
+from mmcl.models import build_backbone
+from mmcl.checkpoints.official import MMCL_EXTRA_PREFIXES
 
 
 def _read_tsv(path: Path) -> list[tuple[str, list[int]]]:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmcl.models import build_backbone, reference_state_dict
+from mmcl.checkpoints.official import reference_state_dict
+from mmcl.models import build_backbone
 from mmcl.zeroshot import evaluate_zero_shot, find_samples
 
 from cli_runner import run  # noqa: E402  (shared in-process CLI runner)

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing", action="store_true", help="train samples without an image/text feature with the skeleton losses only (sets colearning.allow_missing)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz.")
+    p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz. An mmcl checkpoint needs no config: its model card gives the model, classes, stream and test transform; official weights take --stream and the config's data section.")
     _config_args(p)
     p.add_argument("--checkpoint", required=True, help="mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / MMCL .pt")
     p.add_argument("--out", help="where to write the results (default: the run's work_dir)")
@@ -134,47 +134,41 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from mmcl.engine.checkpoint import checkpoint_builder_args
+    from mmcl.checkpoints import open_checkpoint
     from mmcl.engine.fit import evaluate
 
     cfg = _load(args)
-    if not args.config:
-        stored = checkpoint_builder_args(args.checkpoint)
-        if stored:  # take the model shape from the checkpoint when no config is given
-            cfg.model.backbone = stored["name"]
-            cfg.data.num_classes = stored["num_classes"]
-            cfg.data.layout = stored["layout"]
-            cfg.data.num_persons = stored["num_persons"]
-            cfg.model.in_channels = stored["in_channels"]
-            cfg.model.base_channels = stored.get("base_channels", 64)
-    summary = evaluate(cfg, args.checkpoint, out_dir=args.out)
+    # the checkpoint's card decides the model and its input; a config fills in only what official weights lack
+    opened = open_checkpoint(args.checkpoint, stream=args.stream, config=cfg if args.config else None)
+    for note in opened.notes:
+        print(f"mmcl: note: {note}", file=sys.stderr)
+    summary = evaluate(cfg, opened, out_dir=args.out)
     print(
         f"test top-1 {100 * summary['top1']:.2f}%  top-5 {100 * summary['top5']:.2f}%  "
-        f"mean class {100 * summary['mean_class_accuracy']:.2f}%  ({summary['num_samples']} samples, {summary['checkpoint_kind']} checkpoint)"
+        f"mean class {100 * summary['mean_class_accuracy']:.2f}%  ({summary['num_samples']} samples; {summary['model']}, {summary['checkpoint_kind']} checkpoint)"
     )
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from mmcl.engine.fit import build_backbone_from_config
-    from mmcl.models.flops import count_macs, count_parameters, layer_table
+    from mmcl.models.flops import cost_summary, layer_table
 
     cfg = _load(args)
     model = build_backbone_from_config(cfg).eval()
     frames = args.frames or cfg.data.window
     shape = (1, cfg.model.in_channels, frames, _num_joints(cfg.data.layout), cfg.data.num_persons)
-    macs = count_macs(model, shape, formulation="reference")
-    macs_executed = count_macs(model, shape)
+    cost = cost_summary(model, shape)
     info = {
         "backbone": cfg.model.backbone,
         "layout": cfg.data.layout,
         "classes": cfg.data.num_classes,
         "persons": cfg.data.num_persons,
         "input": "x".join(map(str, shape[1:])),
-        "parameters": count_parameters(model),
-        "GMACs": round(macs / 1e9, 4),  # as the reference computes the model (the figure papers report)
-        "GFLOPs": round(2 * macs / 1e9, 4),
-        "GMACs_executed": round(macs_executed / 1e9, 4),  # what mmcl's fused implementation runs
+        "parameters": cost["parameters"],
+        "GMACs": cost["GMACs"],  # as the paper counts the model (the figure papers report)
+        "GFLOPs": round(2 * cost["GMACs"], 4),
+        "GMACs_executed": cost["GMACs_executed"],  # what mmcl's fused implementation runs
     }
     table = layer_table(model, shape)
     if args.json:

@@ -1,12 +1,23 @@
-"""Skeleton-only export of a backbone: safetensors + JSON, ONNX, TorchScript.
+"""Skeleton-only export of a trained model: safetensors + JSON (with the model card), ONNX, TorchScript.
 
-Only the skeleton backbone is exported (inference needs nothing else, REFERENCE §7.9). Every file
-is written to a temporary file in the target folder and moved into place with ``os.replace``,
-so an interrupted export never leaves a half-written artefact under the final name.
+Only the skeleton backbone is exported (inference needs nothing else, REFERENCE §7.9). What the
+files expect is stated in the model card (``model.json`` → ``card``; ONNX ``metadata_props`` →
+``mmcl_card``):
+
+- ``model.safetensors``: backbone weights; their input is the card's stream (``mmcl predict``
+  prepares it with :meth:`~mmcl.datasets.pipeline.InputSpec.prepare`);
+- ``model.onnx`` / ``model.torchscript.pt``: graphs whose input ``x`` (N×C×T×V×M, dynamic N) is the
+  **joint coordinates after the test transform**; the graph converts them to the stream itself, so a
+  deployment needs no stream code (``graph_input`` in ``model.json``).
+
+Every file is written to a temporary file in the target folder and moved into place with
+``os.replace``; ``model.json`` comes last and files of formats not written this time are removed,
+so the folder never pairs a new description with stale graphs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import warnings
@@ -17,13 +28,56 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmcl.checkpoints import ModelCard, open_checkpoint
+from mmcl.checkpoints.reader import EXPORT_JSON, EXPORT_WEIGHTS, ONNX_CARD_KEY
 from mmcl.io import atomic_path
+from mmcl.models import cost_summary
+from mmcl.skeleton.layouts import get_layout
+from mmcl.skeleton.modalities import bone_reference_index
 
-__all__ = ["export_backbone", "load_exported_backbone", "EXPORT_FORMAT_VERSION", "ONNX_OPSET"]
+__all__ = [
+    "export_backbone",
+    "export_checkpoint",
+    "onnx_export_available",
+    "StreamInput",
+    "EXPORT_FORMAT_VERSION",
+    "ONNX_OPSET",
+    "ONNX_EXTRA_HINT",
+    "GRAPH_INPUT",
+]
 
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2  # 2: the model card replaces builder + meta
 ONNX_OPSET = 18
-BUILDER_KEYS = ("name", "num_classes", "layout", "num_persons", "in_channels", "drop_out")
+ONNX_EXTRA_HINT = "pip install 'mmcl[export]'"
+GRAPH_INPUT = "joint coordinates after the test transform (N×C×T×V×M); the graph applies the stream"
+FILE_NAMES = {"safetensors": EXPORT_WEIGHTS, "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+
+
+class StreamInput(nn.Module):
+    """Backbone preceded by the stream conversion, so an exported graph takes joint coordinates.
+
+    Bone = X - X[parent] (one gather), motion = forward difference with a zero last frame
+    (REFERENCE §3.2), written with traceable ops (same values as :func:`mmcl.skeleton.modalities.to_stream`).
+    """
+
+    def __init__(self, backbone: nn.Module, stream: str, layout: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.bone = stream in ("bone", "bone_motion")
+        self.motion = stream in ("joint_motion", "bone_motion")
+        self.register_buffer("parent", torch.as_tensor(bone_reference_index(get_layout(layout)), dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bone:
+            x = x - x.index_select(3, self.parent)
+        if self.motion:
+            x = torch.cat([x[:, :, 1:] - x[:, :, :-1], torch.zeros_like(x[:, :, :1])], dim=2)
+        return self.backbone(x)
+
+
+def onnx_export_available() -> bool:
+    """True when the ``onnx`` package (needed by both torch ONNX exporters) is installed."""
+    return importlib.util.find_spec("onnx") is not None
 
 
 def _write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
@@ -32,46 +86,28 @@ def _write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
     return final
 
 
-def _builder_args(model: nn.Module) -> dict[str, Any]:
-    args = getattr(model, "builder_args", None)
-    if not isinstance(args, dict) or not all(k in args for k in BUILDER_KEYS[:-1]):
-        raise ValueError("model has no builder_args; build it with mmcl.models.build_backbone")
-    return {k: args[k] for k in BUILDER_KEYS if k in args}
-
-
 def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
     """ONNX with a dynamic batch axis: the dynamo exporter (torch default), else the TorchScript one."""
     errors = []
-    try:
-        batch = torch.export.Dim("batch", min=1, max=65536)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                input_names=["x"],
-                output_names=["logits"],
-                dynamic_shapes={"x": {0: batch}},
-                opset_version=ONNX_OPSET,
-                verbose=False,
-            )
-        program.save(str(path))
-        return "dynamo"
-    except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter
-        errors.append(f"dynamo: {type(exc).__name__}: {exc}")
+    if importlib.util.find_spec("onnxscript") is not None:
+        try:
+            batch = torch.export.Dim("batch", min=1, max=65536)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    model, (example,), dynamo=True, input_names=["x"], output_names=["logits"],
+                    dynamic_shapes={"x": {0: batch}}, opset_version=ONNX_OPSET, verbose=False,
+                )
+            program.save(str(path))
+            return "dynamo"
+        except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter
+            errors.append(f"dynamo: {type(exc).__name__}: {exc}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                dynamo=False,
-                input_names=["x"],
-                output_names=["logits"],
-                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=ONNX_OPSET,
+                model, (example,), str(path), dynamo=False, input_names=["x"], output_names=["logits"],
+                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=ONNX_OPSET,
             )
         return "torchscript"
     except Exception as exc:  # noqa: BLE001
@@ -79,80 +115,108 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
     raise RuntimeError("ONNX export failed with both exporters: " + " | ".join(errors))
 
 
+def _add_onnx_metadata(path: Path, entries: dict[str, str]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in entries.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save(proto, str(path))
+
+
 def export_backbone(
     model: nn.Module,
     out_dir: str | os.PathLike,
     *,
-    example_shape: Sequence[int],
-    meta: dict | None = None,
+    card: ModelCard,
     formats: Sequence[str] = ("safetensors", "onnx", "torchscript"),
 ) -> dict[str, Path]:
-    """Write a backbone's inference artefacts into ``out_dir``.
-
-    Returns paths by kind: ``safetensors`` and ``json`` (weights + builder arguments and
-    ``meta``), ``onnx`` (dynamic batch axis, input ``x`` N×C×T×V×M, output ``logits``) and
-    ``torchscript`` (traced). ``example_shape`` (e.g. ``(1, 3, 64, 25, 2)``) fixes C, T, V, M
-    of the traced graphs.
-    """
+    """Write a backbone's inference artefacts (module docstring) into ``out_dir``; returns paths by kind."""
     from safetensors.torch import save_file
 
+    unknown = sorted(set(formats) - set(FILE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown export formats {unknown}; choose from {sorted(FILE_NAMES)}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
-    builder = _builder_args(model)
     was_training = model.training
     device = next(model.parameters()).device
     model = model.eval()
-    example = torch.randn(*example_shape, device=device)
+    card_dict = card.to_dict()
+    graph = StreamInput(model, card.input.stream, card.input.layout).eval()
+    example = torch.randn(*card.input.shape(2), device=device)  # batch 2: a batch of 1 would be specialised by the exporter
     paths: dict[str, Path] = {}
     info: dict[str, Any] = {
         "format_version": EXPORT_FORMAT_VERSION,
-        "builder": builder,
-        "example_shape": list(example_shape),
-        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "card": card_dict,
+        "graph_input": GRAPH_INPUT,
+        "example_shape": list(card.input.shape(1)),
         "torch_version": torch.__version__,
-        "meta": dict(meta or {}),
         "files": {},
     }
     try:
         if "safetensors" in formats:
             state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-            md = {"mmcl_builder": json.dumps(builder)}
-            paths["safetensors"] = _write_atomic(out / "model.safetensors", lambda p: save_file(state, str(p), md))
-            info["files"]["safetensors"] = "model.safetensors"
+            md = {"mmcl_card": json.dumps(card_dict)}
+            paths["safetensors"] = _write_atomic(out / EXPORT_WEIGHTS, lambda p: save_file(state, str(p), md))
         with torch.no_grad():
             if "onnx" in formats:
                 exporter: list[str] = []
-                paths["onnx"] = _write_atomic(
-                    out / "model.onnx", lambda p: exporter.append(_export_onnx(model, example, p))
-                )
-                info["files"]["onnx"] = "model.onnx"
-                info["onnx_exporter"] = exporter[0]
-                info["onnx_opset"] = ONNX_OPSET
+
+                def write_onnx(p: Path) -> None:
+                    exporter.append(_export_onnx(graph, example, p))
+                    _add_onnx_metadata(p, {ONNX_CARD_KEY: json.dumps(card_dict), "graph_input": GRAPH_INPUT})
+
+                paths["onnx"] = _write_atomic(out / FILE_NAMES["onnx"], write_onnx)
+                info["onnx_exporter"], info["onnx_opset"] = exporter[0], ONNX_OPSET
             if "torchscript" in formats:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    traced = torch.jit.trace(model, (example,), check_trace=False)
-                paths["torchscript"] = _write_atomic(out / "model.torchscript.pt", lambda p: torch.jit.save(traced, str(p)))
-                info["files"]["torchscript"] = "model.torchscript.pt"
-        text = json.dumps(info, indent=2, sort_keys=False) + "\n"
-        paths["json"] = _write_atomic(out / "model.json", lambda p: p.write_text(text))
+                    traced = torch.jit.trace(graph, (example,), check_trace=False)
+                paths["torchscript"] = _write_atomic(out / FILE_NAMES["torchscript"], lambda p: torch.jit.save(traced, str(p)))
+        info["files"] = {kind: FILE_NAMES[kind] for kind in paths}
+        for kind, name in FILE_NAMES.items():  # a format not written now must not stay from an older export
+            if kind not in paths and (out / name).is_file():
+                (out / name).unlink()
+        text = json.dumps(info, indent=2) + "\n"
+        paths["json"] = _write_atomic(out / EXPORT_JSON, lambda p: p.write_text(text, encoding="utf-8"))
     finally:
         model.train(was_training)
     return paths
 
 
-def load_exported_backbone(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild an exported backbone (folder, ``model.json`` or ``model.safetensors``), in eval mode."""
-    from safetensors.torch import load_file
-
-    from mmcl.models.build import build_backbone
-
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    info = json.loads((folder / "model.json").read_text())
-    builder = dict(info["builder"])
-    name = builder.pop("name")
-    model = build_backbone(name, **builder)
-    state = load_file(str(folder / info["files"].get("safetensors", "model.safetensors")), device=str(map_location))
-    model.load_state_dict(state, strict=True)
-    return model.to(map_location).eval()
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    onnx: bool | None = None,
+    torchscript: bool = True,
+    **hints: Any,
+) -> dict[str, Any]:
+    """Skeleton-only artefact from any checkpoint, with its card (``hints``: dataset/stream/... for
+    official files). ``onnx=None`` writes ONNX when the ``onnx`` package is installed and says
+    otherwise in ``notes``; ``onnx=True`` without it is an error naming the extra to install.
+    Returns paths, cost (parameters, GMACs in both formulations), card, checkpoint kind and notes.
+    """
+    notes: list[str] = []
+    if onnx is None:
+        onnx = onnx_export_available()
+        if not onnx:
+            notes.append(f"ONNX skipped: the onnx package is not installed ({ONNX_EXTRA_HINT})")
+    elif onnx and not onnx_export_available():
+        raise ValueError(f"--onnx needs the onnx package: {ONNX_EXTRA_HINT}")
+    opened = open_checkpoint(checkpoint, **hints)
+    model = opened.build_model()
+    formats = ["safetensors"] + (["onnx"] if onnx else []) + (["torchscript"] if torchscript else [])
+    paths = export_backbone(model, out, card=opened.card, formats=formats)
+    return {
+        "paths": {k: str(v) for k, v in paths.items()},
+        "cost": cost_summary(model, opened.card.input.shape(1)),
+        "example_shape": list(opened.card.input.shape(1)),
+        "checkpoint_kind": opened.kind,
+        "card": opened.card,
+        "notes": opened.notes + notes,
+    }

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmcl.predict import TOP_K, LoadedModel, load_model
+from mmcl.io import atomic_path
+from mmcl.predict import TOP_K, LoadedModel, RawSkeleton, describe_error, load_model, model_input
 
 __all__ = [
     "ZERO_SHOT_DATASETS",
@@ -165,8 +166,8 @@ class ZeroShotReport:
     def save_scores(self, path: str | os.PathLike[str]) -> Path:
         """``scores.npz`` (names, labels, scores) in the project's score-file form."""
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(p, names=np.asarray(self.names, dtype=str), labels=self.labels.astype(np.int64), scores=self.scores.astype(np.float32))
+        with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, names=np.asarray(self.names, dtype=str), labels=self.labels.astype(np.int64), scores=self.scores.astype(np.float32))
         return p
 
 
@@ -248,31 +249,27 @@ def _read_sequence(sample: ZeroShotSample, dataset: str, joint_order: Sequence[s
 
 
 # ----------------------------------------------------------------------------- FRM
-def load_frm_head(checkpoint: str | os.PathLike[str], loaded: LoadedModel, kind: str) -> torch.nn.Module:
+def load_frm_head(loaded: LoadedModel, kind: str) -> torch.nn.Module:
     """The FRM head (phi + Pos/Neg class weights) of an MMCL checkpoint, for S_R at evaluation.
 
     Official MMCL files hold ``PosMatrix``/``NegMatrix``/``mlp.*`` (loaded with
-    :func:`mmcl.colearning.reference.load_mmcl_checkpoint`), mmcl training checkpoints
+    :func:`mmcl.checkpoints.official_mmcl.load_mmcl_checkpoint`), mmcl training checkpoints
     ``heads.frm.*``; ``kind`` is the text feature kind (from the text store). Raises ValueError when
-    the checkpoint has no FRM weights.
+    the checkpoint has no FRM weights. Uses the weights already read by :func:`load_model`.
     """
+    from mmcl.checkpoints.official_mmcl import FRM_MLP_PREFIX, NEG_KEY, POS_KEY, load_mmcl_checkpoint
     from mmcl.colearning.frm import FeatureRefinement
     from mmcl.colearning.objective import CoLearningHeads, FRMConfig
-    from mmcl.colearning.reference import FRM_MLP_PREFIX, NEG_KEY, POS_KEY, load_mmcl_checkpoint
-    from mmcl.engine.checkpoint import read_checkpoint
-    from mmcl.models.reference import unwrap_checkpoint
 
-    path = Path(checkpoint)
+    opened = loaded.opened
+    path = opened.path
     no_frm = ValueError(
         f"{path}: the checkpoint has no FRM weights (official PosMatrix/NegMatrix/mlp.* or mmcl heads.frm.*); "
         "FRM refinement needs a checkpoint of an MMCL run with FRM — drop --text-store to rank S"
     )
-    if path.is_dir() or path.suffix == ".safetensors":
-        raise no_frm  # exported artefacts are skeleton-only
-    sd = unwrap_checkpoint(read_checkpoint(path))
-    n = loaded.spec.num_classes
-    if any(k.startswith("heads.frm.") for k in sd):
-        frm_sd = {k[len("heads.frm."):]: v for k, v in sd.items() if k.startswith("heads.frm.")}
+    n = loaded.card.num_classes
+    frm_sd = {k[len("frm."):]: v for k, v in opened.heads_state.items() if k.startswith("frm.")}
+    if frm_sd:
         w0, cw = frm_sd.get("mlp.0.weight"), frm_sd.get("class_weights")
         if w0 is None or cw is None:
             raise ValueError(f"{path}: incomplete FRM weights (need heads.frm.mlp.* and heads.frm.class_weights)")
@@ -282,14 +279,13 @@ def load_frm_head(checkpoint: str | os.PathLike[str], loaded: LoadedModel, kind:
         except RuntimeError as exc:
             raise ValueError(f"{path}: FRM weights do not fit ({str(exc).splitlines()[0]})") from None
         return frm.to(loaded.device).eval()
+    sd = opened.official_state
     if POS_KEY not in sd or NEG_KEY not in sd or f"{FRM_MLP_PREFIX}0.weight" not in sd:
         raise no_frm
     w0 = sd[f"{FRM_MLP_PREFIX}0.weight"]
-    heads = CoLearningHeads(
-        loaded.model.feature_dim, n, fam=None, frm=FRMConfig(text_dim=int(w0.shape[1]), kind=kind, hidden=int(w0.shape[0]))
-    )
-    backbone = loaded.model
-    load_mmcl_checkpoint(backbone, heads, sd, load_encoder=False)  # same backbone weights again + FRM, all-or-nothing
+    backbone = loaded.card.build()  # scratch copy: the import is all-or-nothing over backbone + FRM
+    heads = CoLearningHeads(backbone.feature_dim, n, fam=None, frm=FRMConfig(text_dim=int(w0.shape[1]), kind=kind, hidden=int(w0.shape[0])))
+    load_mmcl_checkpoint(backbone, heads, sd, load_encoder=False)
     assert heads.frm is not None
     return heads.frm.to(loaded.device).eval()
 
@@ -325,9 +321,7 @@ def evaluate_zero_shot(
     ``kinect-v1``, a file of 20 ``KINECT20`` joint names in the files' order (default: ``KINECT20``).
     Files that fail to load are reported in ``failures``; the others are evaluated.
     """
-    from mmcl.datasets.kinect_v1 import load_class_mapping, zero_shot_preprocess
-    from mmcl.predict import _fit_persons, _name_the_file
-    from mmcl.skeleton.interpolate import kinect20_to_ntu25
+    from mmcl.datasets.kinect_v1 import load_class_mapping
 
     if dataset not in ZERO_SHOT_DATASETS:
         raise ValueError(f"unknown zero-shot dataset {dataset!r}; choose from {list(ZERO_SHOT_DATASETS)}")
@@ -342,19 +336,19 @@ def evaluate_zero_shot(
     order: Sequence[str] | None = read_joint_order(joint_order) if isinstance(joint_order, (str, os.PathLike)) else joint_order
 
     loaded = load_model(checkpoint, num_persons=num_persons, device=device)
-    spec = loaded.spec
-    if spec.layout != "ntu25":
-        raise ValueError(f"{checkpoint}: zero-shot transfer needs an NTU-25 model (20 -> 25 joints); this one is {spec.layout}")
-    too_big = sorted(a for a, lab in label_of.items() if lab >= spec.num_classes)
+    card = loaded.card
+    if card.input.layout != "ntu25":
+        raise ValueError(f"{checkpoint}: zero-shot transfer needs an NTU-25 model (20 -> 25 joints); this one is {card.describe()}")
+    too_big = sorted(a for a, lab in label_of.items() if lab >= card.num_classes)
     if too_big:
-        raise ValueError(f"mapping labels of {too_big} exceed the model's {spec.num_classes} classes")
+        raise ValueError(f"mapping labels of {too_big} exceed the model's {card.num_classes} classes")
 
     store = frm = None
     if text_store is not None:
         from mmcl.modalities.store import FeatureStore
 
         store = FeatureStore.open(text_store)
-        frm = load_frm_head(checkpoint, loaded, str(store.kind))
+        frm = load_frm_head(loaded, str(store.kind))
 
     samples, ignored = find_samples(data, dataset, label_of)
     if store is not None:
@@ -370,11 +364,12 @@ def evaluate_zero_shot(
     failures: list[tuple[str, str]] = []
     for s in samples:
         try:
-            seq = kinect20_to_ntu25(_read_sequence(s, dataset, order))
-            inputs.append(_fit_persons(zero_shot_preprocess(seq, spec.window), spec.num_persons))
+            seq = _read_sequence(s, dataset, order)  # T×20×3 Kinect v1
+            raw = RawSkeleton("kinect-v1", np.ascontiguousarray(seq.transpose(2, 0, 1)[..., None]), 1, False)
+            inputs.append(model_input(raw, card, cross_layout=True))  # 20 -> 25 joints, REFERENCE §9.1, then the stream
             kept.append(s)
         except (ValueError, OSError) as exc:
-            failures.append((str(s.path), _name_the_file(str(s.path), exc)))
+            failures.append((str(s.path), describe_error(str(s.path), exc)))
 
     chunks = []  # raw scores S (or S_R) are ranked, as the reference; a softmax would not change the ranks
     for i in range(0, len(inputs), batch_size):
@@ -390,7 +385,7 @@ def evaluate_zero_shot(
                     text, mask = _text_tensors(store, s.name)
                     refined.append(frm(logits[j : j + 1], text.to(loaded.device), None if mask is None else mask.to(loaded.device)))
                 chunks.append(torch.cat(refined).float().cpu().numpy())
-    scores = np.concatenate(chunks) if chunks else np.zeros((0, spec.num_classes), np.float32)
+    scores = np.concatenate(chunks) if chunks else np.zeros((0, card.num_classes), np.float32)
     labels = np.asarray([s.label for s in kept], dtype=np.int64)
 
     per_class = {

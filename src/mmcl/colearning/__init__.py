@@ -12,13 +12,6 @@ from mmcl.colearning.objective import (
     FRMConfig,
     build_colearning_heads,
 )
-from mmcl.colearning.reference import (
-    CheckpointMismatchError,
-    ImportReport,
-    encoder_state_dict,
-    load_mmcl_checkpoint,
-    mmcl_extra_state_dict,
-)
 
 __all__ = [
     "LAMBDA_CONTRASTIVE",
@@ -26,20 +19,15 @@ __all__ = [
     "RGB_MODES",
     "TEXT_KINDS",
     "VARIANTS",
-    "CheckpointMismatchError",
     "CoLearningHeads",
     "FAMConfig",
     "FRMConfig",
     "FeatureAlignment",
     "FeatureRefinement",
-    "ImportReport",
     "RGBBranch",
     "build_colearning_heads",
     "contrastive_loss",
-    "encoder_state_dict",
     "gather_with_grad",
-    "load_mmcl_checkpoint",
-    "mmcl_extra_state_dict",
     "pool_text_features",
     "refinement_loss",
 ]

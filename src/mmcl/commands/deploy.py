@@ -14,6 +14,8 @@ from typing import Any
 
 __all__ = ["register"]
 
+from mmcl.skeleton.modalities import STREAMS  # noqa: E402  (light: numpy only)
+
 CHECKPOINT_HELP = "mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / MMCL .pt"
 
 PREDICT_EPILOG = """\
@@ -22,12 +24,15 @@ files:
   .json      NW-UCLA all_sqe file (20 Kinect-v1 joints)
   .mat       UTD-MHAD *_skeleton.mat (20 Kinect-v1 joints)
   .npy       prepared (already centred) sample: C×T×V×M, T×V×C (one person) or T×(M·V·C), V = 25 or 20
-  20-joint input to an NTU-25 model is interpolated to 25 joints (the zero-shot preprocessing of the MMCL code).
+  FOLDER     every file of these kinds below it
+  The model card decides the preprocessing: layout, persons, test transform and stream (bone, motion).
+  20-joint input to an NTU-25 model needs --cross-layout (interpolated to 25 joints, zero-shot preprocessing).
 
 examples:
   mmcl predict --checkpoint runs/ntu120_xsub_joint/checkpoints/best.ckpt S001C001P001R001A001.skeleton
   mmcl predict --checkpoint ntu120_xsub_joint.pt --dataset ntu120 a27_s1_t1_skeleton.mat --json
   mmcl predict --checkpoint exported/ a01_s01_e00_v03.json sample.npy --top 3
+  mmcl predict --checkpoint exported/ --runtime onnx ../shared/data/nw-ucla/all_sqe --json
 
 exit status: 0 all files classified, 1 some files failed (listed at the end), 2 usage or checkpoint error.
 """
@@ -44,9 +49,14 @@ its first '_' (UTD-MHAD: aA of aA_sS_tT_skeleton.mat). Text features are looked 
 """
 
 EXPORT_EPILOG = """\
+files: model.safetensors + model.json (weights and the model card: classes, layout, stream, test transform),
+model.onnx (needs the export extra: pip install 'mmcl[export]'; skipped with a note when it is missing) and
+model.torchscript.pt. The ONNX/TorchScript graphs take joint coordinates after the test transform and apply
+the stream themselves.
+
 examples:
   mmcl export --checkpoint runs/ntu120_xsub_joint/checkpoints/best.ckpt --out exported/ntu120_joint
-  mmcl export --checkpoint official_mmcl_ntu120.pt --dataset ntu120 --out exported/mmcl --no-onnx
+  mmcl export --checkpoint official_mmcl_ntu120.pt --dataset ntu120 --stream bone --out exported/mmcl_bone --no-onnx
 """
 
 
@@ -55,8 +65,9 @@ def _wrap(text: str) -> str:
 
 
 def _shape_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model shape (official checkpoints only; mmcl checkpoints carry theirs)")
+    g = p.add_argument_group("model card (official checkpoints only; mmcl checkpoints carry theirs and these must agree)")
     g.add_argument("--dataset", dest="model_dataset", metavar="{ntu60,ntu120,nwucla}", help="fixes classes, layout, persons and class names")
+    g.add_argument("--stream", choices=list(STREAMS), help="the stream the weights were trained on (default joint)")
     g.add_argument("--layout", choices=["ntu25", "kinect20"], help="skeleton layout (default: inferred from the weights)")
     g.add_argument("--num-classes", type=int, help="classes (default: rows of fc.weight)")
     g.add_argument("--persons", type=int, help="persons per sample (default: data_bn width / (joints × 3))")
@@ -68,11 +79,11 @@ def register(sub: Any) -> None:
         "predict",
         help="classify raw skeleton files (.skeleton, .json, .mat, .npy) with any checkpoint",
         description=_wrap("Print the top classes (softmax probabilities) of each skeleton file. The model shape comes "
-        "from the checkpoint; official checkpoints need at most --dataset."),
+        "from the checkpoint's model card (classes, layout, stream, test transform); official checkpoints need at most --dataset and --stream."),
         epilog=PREDICT_EPILOG,
         formatter_class=fmt,
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="skeleton files, one sample each")
+    p.add_argument("files", nargs="+", metavar="FILE", help="skeleton files, one sample each, or folders of them")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--top", type=int, default=5, help="classes shown per file (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per file and line (failed files: {'file', 'error'})")
@@ -81,6 +92,10 @@ def register(sub: Any) -> None:
         "--lone-actor", choices=["auto", "duplicate", "zero"], default="auto",
         help="NTU files with one actor: copy it into the second slot (NTU-120 reference data) or leave it zero; auto: duplicate for 120-class models",
     )
+    p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
+    p.add_argument("--runtime", choices=["torch", "onnx", "torchscript"], default="torch",
+                   help="torch (default: any checkpoint, fp32 eager); onnx / torchscript: the graphs of an exported folder")
+    p.add_argument("--cross-layout", action="store_true", help="allow 20-joint Kinect-v1 files for an NTU-25 model (interpolated; zero-shot guesses)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     _shape_args(p)
     p.set_defaults(func=cmd_predict)
@@ -116,7 +131,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (model.safetensors, model.json, model.onnx, model.torchscript.pt)")
-    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True, help="write model.onnx (default on)")
+    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=None, help="write model.onnx (default: when the onnx package is installed)")
     p.add_argument("--torchscript", action=argparse.BooleanOptionalAction, default=True, help="write model.torchscript.pt (default on)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _shape_args(p)
@@ -124,19 +139,29 @@ def register(sub: Any) -> None:
 
 
 def _shape_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dataset": args.model_dataset, "layout": args.layout, "num_classes": args.num_classes, "num_persons": args.persons}
+    return {"dataset": args.model_dataset, "stream": args.stream, "layout": args.layout, "num_classes": args.num_classes, "num_persons": args.persons}
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"mmcl: note: {note}", file=sys.stderr)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mmcl.predict import load_model, predict_files
+    from mmcl.predict import expand_inputs, load_model, predict_files
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
-    loaded = load_model(args.checkpoint, class_names_file=args.class_names, device=args.device, **_shape_kwargs(args))
-    report = predict_files(loaded, args.files, top=args.top, lone_actor=args.lone_actor)
+    files = expand_inputs(args.files)
+    loaded = load_model(args.checkpoint, class_names_file=args.class_names, device=args.device, runtime=args.runtime, **_shape_kwargs(args))
+    _notes(loaded.opened.notes)
+    if not args.json:
+        print(f"model: {loaded.card.describe()}, {loaded.kind} ({args.runtime} runtime); input: {loaded.card.input.describe()}")
+    report = predict_files(loaded, files, top=args.top, lone_actor=args.lone_actor, batch_size=args.batch_size, cross_layout=args.cross_layout)
+    _notes(report.notes)
     by_file = {p.file: p for p in report.predictions}
     failed = dict(report.failures)
-    for f in map(str, args.files):
+    for f in files:
         if args.json:
             obj = by_file[f].to_dict() if f in by_file else {"file": f, "error": failed[f]}
             print(json.dumps(obj))
@@ -146,7 +171,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for rank, (label, name, score) in enumerate(pred.top, 1):
                 print(f"  {rank}. {score:7.2%}  {label:>4}  {name if name is not None else ''}".rstrip())
     if report.failures:
-        n = len(args.files)
+        n = len(files)
         print(f"mmcl: {len(report.failures)} of {n} file{'s' if n > 1 else ''} failed:", file=sys.stderr)
         for _, msg in report.failures:
             print(f"  {msg}", file=sys.stderr)
@@ -179,27 +204,32 @@ def cmd_zero_shot(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mmcl.predict import export_checkpoint
+    from mmcl.export import export_checkpoint
+    from mmcl.models.flops import format_cost
 
     res = export_checkpoint(args.checkpoint, args.out, onnx=args.onnx, torchscript=args.torchscript, **_shape_kwargs(args))
-    spec = res["spec"]
+    card, cost = res["card"], res["cost"]
     summary = {
         "out": args.out,
         "checkpoint_kind": res["checkpoint_kind"],
-        "backbone": spec.name,
-        "classes": spec.num_classes,
-        "layout": spec.layout,
-        "persons": spec.num_persons,
+        "model": card.describe(),
+        "backbone": card.backbone,
+        "classes": card.num_classes,
+        "layout": card.input.layout,
+        "persons": card.input.num_persons,
+        "stream": card.input.stream,
         "input": "x".join(map(str, res["example_shape"][1:])),
-        "parameters": res["parameters"],
-        "GMACs": round(res["macs"] / 1e9, 4),
+        **cost,
         "files": res["paths"],
+        "notes": res["notes"],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"exported {spec.name} ({spec.num_classes} classes, {spec.layout}, {spec.num_persons} persons) from {args.checkpoint} ({res['checkpoint_kind']})")
-    print(f"  parameters {res['parameters']:,}   GMACs {res['macs'] / 1e9:.4f} (input {summary['input']})")
+    _notes(res["notes"])
+    print(f"exported {card.describe()} from {args.checkpoint} ({res['checkpoint_kind']})")
+    print(f"  input {summary['input']}: {card.input.describe()}")
+    print(f"  {format_cost(cost)}")
     for kind, path in res["paths"].items():
         print(f"  {kind:<12} {path}")
     return 0

@@ -28,6 +28,8 @@ __all__ = [
     "open_source",
     "write_prepared",
     "class_names",
+    "DATASET_SHAPES",
+    "normalize_dataset",
 ]
 
 # dataset name -> (resource file, number of lines used). NTU-60 = the first 60 NTU-120
@@ -39,11 +41,25 @@ _CLASS_NAME_FILES: dict[str, tuple[str, int | None]] = {
 }
 _ALIASES = {"nw-ucla": "nwucla", "ucla": "nwucla", "nw_ucla": "nwucla"}
 
+# dataset -> model shape (REFERENCE §2.6/§5.1 for NTU: 25 joints, 2 actors; §3.3 for NW-UCLA: 20 joints, 1 person).
+DATASET_SHAPES: dict[str, dict[str, int | str]] = {
+    "ntu60": {"num_classes": 60, "layout": "ntu25", "num_persons": 2},
+    "ntu120": {"num_classes": 120, "layout": "ntu25", "num_persons": 2},
+    "nwucla": {"num_classes": 10, "layout": "kinect20", "num_persons": 1},
+}
+
+
+def normalize_dataset(name: str | None) -> str | None:
+    """Canonical dataset name (``"nw-ucla"`` -> ``"nwucla"``); None stays None."""
+    if name is None:
+        return None
+    key = name.lower()
+    return _ALIASES.get(key, key)
+
 
 def class_names(dataset: str) -> list[str]:
     """Class names in label order for ``"ntu60"``, ``"ntu120"`` or ``"nwucla"`` (alias ``"nw-ucla"``)."""
-    key = dataset.lower()
-    key = _ALIASES.get(key, key)
+    key = normalize_dataset(dataset) or ""
     if key not in _CLASS_NAME_FILES:
         raise ValueError(f"no class names for dataset {dataset!r}; choose from {sorted(_CLASS_NAME_FILES)}")
     filename, count = _CLASS_NAME_FILES[key]

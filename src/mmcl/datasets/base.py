@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Sampler
 from mmcl.skeleton.layouts import SkeletonLayout, get_layout
 from mmcl.skeleton.modalities import STREAMS, to_stream
 
-__all__ = ["DataError", "SkeletonSource", "Transform", "SkeletonDataset", "EpochSampler", "ItemKey"]
+__all__ = ["DataError", "SkeletonSource", "Transform", "SkeletonDataset", "EpochSampler", "ItemKey", "make_input"]
 
 ItemKey = int | tuple[int, int]
 Transform = Callable[[np.ndarray, int | None, np.random.Generator], np.ndarray]
@@ -63,6 +63,24 @@ class SkeletonSource(Protocol):
     def __len__(self) -> int: ...
 
     def raw(self, i: int) -> tuple[np.ndarray, int]: ...
+
+
+def make_input(
+    x: np.ndarray,
+    valid_length: int | None,
+    transform: Transform | None,
+    stream: str,
+    layout: SkeletonLayout | str,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Raw C×T×V×M sample -> model input: ``transform`` then the stream (REFERENCE §3.1 order).
+
+    The only place transform and stream are composed: dataset items and raw-file prediction
+    (:meth:`mmcl.datasets.pipeline.InputSpec.prepare`) both call it.
+    """
+    if transform is not None:
+        x = transform(x, valid_length, rng)
+    return np.ascontiguousarray(to_stream(np.asarray(x, dtype=np.float32), stream, layout), dtype=np.float32)
 
 
 def _parse_key(key: Any) -> tuple[int, int]:
@@ -136,11 +154,9 @@ class SkeletonDataset(Dataset):
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         i = k % len(self.source)
         x, valid_length = self.source.raw(i)
-        if self.transform is not None:
-            x = self.transform(x, valid_length, self.rng(epoch, k))
-        x = to_stream(np.asarray(x, dtype=np.float32), self.stream, self.layout)
+        x = make_input(x, valid_length, self.transform, self.stream, self.layout, self.rng(epoch, k))
         return {
-            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            "x": torch.from_numpy(x),
             "label": int(self.source.labels[i]),
             "name": str(self.source.names[i]),
             "index": int(i),

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from mmcl.config import Config
 from mmcl.datasets.base import EpochSampler, SkeletonDataset
+from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.prepared import open_source
 from mmcl.datasets.splits import SubsetSource, carve_validation
 from mmcl.skeleton.transforms import NTUTransform, UCLATransform
@@ -24,15 +25,14 @@ __all__ = ["SkeletonDataModule", "build_transform"]
 
 
 def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
+    """The training transform of ``cfg`` (random crop/rotation, or NW-UCLA's random view); the test
+    transform is the model card's (:meth:`InputSpec.eval_transform`)."""
     d = cfg.data
+    if not train:
+        return InputSpec.from_config(cfg).eval_transform()
     if d.transform == "ucla":
-        return UCLATransform(train=train, window=d.window)
-    return NTUTransform(
-        train=train,
-        window=d.window,
-        p_interval=list(d.p_interval_train if train else d.p_interval_test),
-        rotation_theta=d.rotation if train else 0.0,
-    )
+        return UCLATransform(train=True, window=d.window)
+    return NTUTransform(train=True, window=d.window, p_interval=list(d.p_interval_train), rotation_theta=d.rotation)
 
 
 class SkeletonDataModule(pl.LightningDataModule):
@@ -73,11 +73,11 @@ class SkeletonDataModule(pl.LightningDataModule):
             tr_idx, va_idx = carve_validation(train_source.names, train_source.labels, d.val_fraction, d.val_seed)
             val_source = SubsetSource(train_source, va_idx)
             train_source = SubsetSource(train_source, tr_idx)
-        common = dict(stream=d.stream, layout=d.layout, seed=seed)
-        train_set = SkeletonDataset(train_source, build_transform(self.cfg, True), repeat=d.repeat, **common)
+        train_set = SkeletonDataset(train_source, build_transform(self.cfg, True), stream=d.stream, layout=d.layout, seed=seed, repeat=d.repeat)
         self.train_set = self.wrap_train(train_set) if self.wrap_train else train_set
-        self.test_set = SkeletonDataset(test_source, build_transform(self.cfg, False), **common)
-        self.val_set = SkeletonDataset(val_source, build_transform(self.cfg, False), **common) if val_source is not None else None
+        spec = InputSpec.from_config(self.cfg)  # the evaluation input is the model card's
+        self.test_set = eval_dataset(test_source, spec, seed)
+        self.val_set = eval_dataset(val_source, spec, seed) if val_source is not None else None
         self._setup_done = True
 
     @property

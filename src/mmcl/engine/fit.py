@@ -17,6 +17,7 @@ A run directory holds everything about one run:
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -31,7 +32,10 @@ import numpy as np
 import torch
 import yaml
 
+from mmcl.checkpoints import OpenedCheckpoint, open_checkpoint, read_checkpoint
+from mmcl.checkpoints.card import ModelCard
 from mmcl.config import Config, config_to_dict
+from mmcl.datasets.pipeline import eval_dataset
 from mmcl.engine.metrics import atomic_write_bytes, compute_metrics, save_scores, write_metrics
 from mmcl.io import LockedError, exclusive_lock
 
@@ -134,6 +138,7 @@ def _build_module(cfg: Config, backbone: torch.nn.Module, heads: torch.nn.Module
 
     if cfg.trainer.channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
+    eval_split = "val" if cfg.data.val_fraction > 0 else "test"
     return ActionRecognitionModule(
         backbone,
         num_classes=cfg.data.num_classes,
@@ -142,6 +147,7 @@ def _build_module(cfg: Config, backbone: torch.nn.Module, heads: torch.nn.Module
         heads=heads,
         config=config_to_dict(cfg),
         compile_backbone=cfg.trainer.compile,
+        card=ModelCard.from_config(cfg, training={"eval_split": eval_split}),
     )
 
 
@@ -170,7 +176,9 @@ def run_inference(backbone: torch.nn.Module, loader: Any, cfg: Config) -> dict[s
     return {"scores": np.concatenate(scores), "labels": np.concatenate(labels), "index": np.concatenate(index)}
 
 
-def _finish_test(cfg: Config, run_dir: Path, result: dict[str, np.ndarray], dataset: Any, prefix: str = "test") -> dict[str, Any]:
+def _finish_test(
+    cfg: Config, run_dir: Path, result: dict[str, np.ndarray], dataset: Any, prefix: str = "test", class_names: list[str] | None = None
+) -> dict[str, Any]:
     """Write scores.npz, metrics files and plots of one evaluation pass."""
     from mmcl.engine.plots import plot_confusion, plot_per_class
 
@@ -178,7 +186,7 @@ def _finish_test(cfg: Config, run_dir: Path, result: dict[str, np.ndarray], data
     scores_name = "scores.npz" if prefix == "test" else f"{prefix}_scores.npz"
     save_scores(run_dir / scores_name, names, result["labels"], result["scores"])
     metrics = compute_metrics(result["scores"], result["labels"], cfg.data.num_classes)
-    class_names = class_names_for(cfg)
+    class_names = class_names or class_names_for(cfg)
     write_metrics(run_dir, metrics, class_names, prefix=prefix)
     stem = "" if prefix == "test" else f"{prefix}_"
     plot_confusion(metrics.confusion, run_dir / f"{stem}confusion.png", class_names)
@@ -355,8 +363,6 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         results["resumed_from"] = str(resume_path)
         results["train_seconds_this_process"] = round(process_seconds, 1)
     if trainer.is_global_zero:
-        from mmcl.engine.checkpoint import read_checkpoint
-
         ckpt = read_checkpoint(best_path)
         module.load_state_dict(ckpt["state_dict"])
         results["best_epoch"] = int(ckpt.get("epoch", -1)) + 1
@@ -419,22 +425,19 @@ def _csv_logger(run_dir: Path, *, append: bool) -> Any:
 def _initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> None:
     """Fine-tuning start point: mmcl checkpoints, exports, official CTR-GCN or official MMCL files.
 
-    An official MMCL checkpoint also initialises the FAM/FRM heads that are switched on.
+    The file is read once (:func:`mmcl.checkpoints.open_checkpoint`); a misfit is explained from its
+    card. An official MMCL checkpoint also initialises the FAM/FRM heads that are switched on.
     """
-    from mmcl.engine.checkpoint import load_backbone_from_checkpoint, read_checkpoint
+    opened = open_checkpoint(path)
+    opened.load_into(backbone)
+    if heads is not None and opened.kind == "official-mmcl":
+        from mmcl.checkpoints.official_mmcl import load_mmcl_checkpoint
 
-    kind = load_backbone_from_checkpoint(backbone, path)
-    if heads is not None and kind == "official-mmcl":
-        from mmcl.colearning.reference import load_mmcl_checkpoint
-
-        report = load_mmcl_checkpoint(backbone, heads, read_checkpoint(path), load_encoder=True)
+        report = load_mmcl_checkpoint(backbone, heads, opened.official_state, load_encoder=True)
         log.warning("initialised from %s: %s", path, report.summary())
-    elif heads is not None and kind == "mmcl-train":
-        ckpt = read_checkpoint(path)
-        head_sd = {k[len("heads."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("heads.")}
-        if head_sd:
-            heads.load_state_dict(head_sd)
-    log.warning("initialised %s weights from %s", kind, path)
+    elif heads is not None and opened.kind == "mmcl-train" and opened.heads_state:
+        heads.load_state_dict(opened.heads_state)
+    log.warning("initialised %s weights from %s (%s)", opened.kind, path, opened.card.describe())
 
 
 def eval_loader(cfg: Config, dataset: Any):
@@ -465,32 +468,42 @@ def _resolve_resume(resume: str | Path, run_dir: Path) -> Path:
 
 def build_eval_dataset(cfg: Config, split: str | None = None) -> Any:
     """The configured dataset's evaluation split (default ``data.test_split``), deterministic transform."""
-    from mmcl.datasets.base import SkeletonDataset
+    from mmcl.datasets.pipeline import InputSpec
     from mmcl.datasets.prepared import open_source
-    from mmcl.engine.data import build_transform
 
     if not cfg.data.path:
         raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
-    source = open_source(cfg.data.path, split or cfg.data.test_split)
-    return SkeletonDataset(source, build_transform(cfg, False), stream=cfg.data.stream, layout=cfg.data.layout, seed=cfg.trainer.seed)
+    return eval_dataset(open_source(cfg.data.path, split or cfg.data.test_split), InputSpec.from_config(cfg), cfg.trainer.seed)
 
 
-def evaluate(cfg: Config, checkpoint: str | Path, *, out_dir: str | Path | None = None, split: str | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint (ours or official) on the test split; skeleton only."""
-    from mmcl.engine.checkpoint import load_backbone_from_checkpoint
+def evaluate(cfg: Config, checkpoint: str | Path | OpenedCheckpoint, *, out_dir: str | Path | None = None, split: str | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint (ours or official) on the data at ``cfg.data.path``; skeleton only.
 
-    cfg.validate()
-    _setup_threads(cfg)
-    if not cfg.data.path:  # before building the model: the cheapest mistake to report
+    The model and its input (layout, persons, stream, test transform) come from the checkpoint's
+    card; ``cfg`` supplies the data path, loaders, precision and output folder (and, for official
+    weights that carry no card, the input). Data that does not fit the model is refused in one line.
+    """
+    from mmcl.datasets.prepared import open_source
+
+    if not cfg.data.path:  # before reading the model: the cheapest mistake to report
         raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
-    backbone = build_backbone_from_config(cfg)
-    kind = load_backbone_from_checkpoint(backbone, checkpoint)
-    dataset = build_eval_dataset(cfg, split)
+    opened = checkpoint if isinstance(checkpoint, OpenedCheckpoint) else open_checkpoint(checkpoint, config=cfg)
+    cfg = opened.card.apply_to_config(copy.deepcopy(cfg)).validate()
+    _setup_threads(cfg)
+    source = open_source(cfg.data.path, split or cfg.data.test_split)
+    opened.card.check_data(layout=source.layout, num_classes=source.num_classes, num_persons=source.num_persons, where=str(cfg.data.path))
+    dataset = eval_dataset(source, opened.card.input, cfg.trainer.seed)
+    backbone = opened.build_model()
     run_dir = Path(out_dir or cfg.trainer.work_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     result = run_inference(backbone, eval_loader(cfg, dataset), cfg)
-    summary = _finish_test(cfg, run_dir, result, dataset)
-    summary.update({"checkpoint": str(checkpoint), "checkpoint_kind": kind, "seconds": round(time.time() - start, 1)})
+    summary = _finish_test(cfg, run_dir, result, dataset, class_names=opened.card.class_names)
+    summary.update({
+        "checkpoint": str(opened.path),
+        "checkpoint_kind": opened.kind,
+        "model": opened.card.describe(),
+        "seconds": round(time.time() - start, 1),
+    })
     atomic_write_bytes(run_dir / "test_results.json", json.dumps(summary, indent=2).encode())
     return summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcl.checkpoints.card import ModelCard
+from mmcl.checkpoints.reader import CARD_KEY
 from mmcl.config import OptimConfig
 from mmcl.engine.schedule import lr_factor_fn
 
@@ -36,6 +39,7 @@ class ActionRecognitionModule(pl.LightningModule):
         heads: nn.Module | None = None,
         config: dict[str, Any] | None = None,
         compile_backbone: bool = False,
+        card: ModelCard | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -44,6 +48,7 @@ class ActionRecognitionModule(pl.LightningModule):
         self.optim_cfg = optim
         self.epochs = epochs
         self.run_config = config or {}
+        self.card = card  # written into every checkpoint, with the training state at save time
         # torch.compile wraps the feature extractor (the costly part); the head stays eager.
         self._features_fn = torch.compile(backbone.forward_features) if compile_backbone else backbone.forward_features
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -173,7 +178,18 @@ class ActionRecognitionModule(pl.LightningModule):
             "python": {"version": int(py_state[0]), "state": list(py_state[1]), "gauss": py_state[2]},
         }
         checkpoint["mmcl_config"] = self.run_config
+        if self.card is not None:
+            checkpoint[CARD_KEY] = self._card_at_save(checkpoint).to_dict()
         checkpoint["mmcl_train_seconds"] = float(self.train_seconds())
+
+    def _card_at_save(self, checkpoint: dict[str, Any]) -> ModelCard:
+        """The card plus how far training got: epochs done and the last evaluation's metrics."""
+        assert self.card is not None
+        metrics = {}
+        if self._trainer is not None:
+            metrics = {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        training = {**self.card.training, "epochs_done": int(checkpoint.get("epoch", -1)) + 1, "eval_metrics": metrics}
+        return replace(self.card, training=training)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.train_seconds_before = float(checkpoint.get("mmcl_train_seconds", 0.0))

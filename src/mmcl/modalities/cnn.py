@@ -34,6 +34,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from mmcl.checkpoints.official import unwrap_checkpoint
+from mmcl.checkpoints.reader import load_torchscript, read_checkpoint
+
 from .store import FeatureStore, package_versions
 
 #: ImageNet normalisation (REFERENCE §7.2).
@@ -96,10 +99,8 @@ def _resolve_weights(name: str, weights: str | Path | None) -> Path | None:
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    """ImageNet weights from a user file, read by the one checkpoint reader (no arbitrary pickle)."""
+    return dict(unwrap_checkpoint(read_checkpoint(path)))
 
 
 def build_image_encoder(
@@ -116,7 +117,7 @@ def build_image_encoder(
     if name == "torchscript":
         if weights is None or not Path(weights).is_file():
             raise FileNotFoundError("name='torchscript' needs weights=PATH of a TorchScript image model")
-        net = torch.jit.load(str(weights), map_location="cpu").eval()
+        net = load_torchscript(weights)
         with torch.no_grad():
             dim = int(net(torch.zeros(1, 3, CNN_SHORT_SIDE, CNN_SHORT_SIDE)).flatten(1).shape[1])
         return ImageEncoder(net, name, "torchscript", dim, str(weights)).eval(), transform

@@ -1,7 +1,7 @@
 """CTR-GCN backbone (REFERENCE §5), same math as the official model, fused for CPU speed.
 
 Parameters are kept per adjacency subset and per MS-TCN branch, with the official shapes, so
-the mapping to official state_dict keys (``mmcl.models.reference``) is a pure renaming. The
+the mapping to official state_dict keys (``mmcl.checkpoints.official``) is a pure renaming. The
 forward pass differs from a literal transcription only in how it is computed:
 
 * the three subsets' conv1/conv2/conv3/conv4 run as one (grouped) convolution each, with the

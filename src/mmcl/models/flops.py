@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "count_macs", "layer_table"]
+__all__ = ["count_parameters", "count_macs", "layer_table", "cost_summary", "format_cost"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -89,3 +89,19 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
             }
         )
     return rows
+
+
+def cost_summary(model: nn.Module, input_shape: Sequence[int]) -> dict[str, float | int]:
+    """Parameters and GMACs of one sample, in both formulations, labelled the same everywhere
+    (``mmcl info``, ``mmcl export``): ``GMACs`` as the paper counts the model, ``GMACs_executed``
+    as mmcl's fused implementation runs it."""
+    return {
+        "parameters": count_parameters(model),
+        "GMACs": round(count_macs(model, input_shape, formulation="reference") / 1e9, 4),
+        "GMACs_executed": round(count_macs(model, input_shape) / 1e9, 4),
+    }
+
+
+def format_cost(cost: dict[str, float | int]) -> str:
+    """One line: "parameters 1,462,092   GMACs 1.9xx (paper formulation; 1.7xx executed)"."""
+    return f"parameters {cost['parameters']:,}   GMACs {cost['GMACs']:.4f} (paper formulation; {cost['GMACs_executed']:.4f} executed)"

@@ -11,7 +11,7 @@ official key                ours
 ``FAM_Aligh.mlp.{0,2}.*``   ``heads.rgb.align.mlp.{0,2}.*`` (1000 -> 256 -> 256)
 ``inception_v3.*``          ``heads.rgb.encoder`` (trainable RGB mode; the encoder's own key prefix is
                             detected, so a wrapper module works)
-everything else             backbone, via ``mmcl.models.load_reference_state_dict``
+everything else             backbone, via :func:`mmcl.checkpoints.official.load_reference_state_dict`
 ==========================  =====================================================================
 
 Rules: nothing is loaded unless everything that is going to be loaded matches (shape mismatches and
@@ -32,7 +32,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .objective import CoLearningHeads
+from mmcl.checkpoints.official import load_reference_state_dict, split_mmcl_checkpoint
+from mmcl.colearning.objective import CoLearningHeads
 
 __all__ = [
     "CheckpointMismatchError",
@@ -76,8 +77,6 @@ def _shape(t: torch.Tensor) -> list[int]:
 
 
 def _unwrap(checkpoint: Mapping) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    from mmcl.models import split_mmcl_checkpoint
-
     return split_mmcl_checkpoint(checkpoint)
 
 
@@ -155,8 +154,6 @@ def load_mmcl_checkpoint(
     export). ``load_encoder=False`` keeps the trainable encoder's own (e.g. ImageNet) weights.
     Raises :class:`CheckpointMismatchError` listing all problems; then nothing has been loaded.
     """
-    from mmcl.models import load_reference_state_dict
-
     backbone_sd, extras = _unwrap(checkpoint)
     report = ImportReport()
     problems: list[str] = []

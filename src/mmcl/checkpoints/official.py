@@ -20,6 +20,9 @@ from torch import nn
 
 __all__ = [
     "official_key",
+    "to_our_keys",
+    "infer_backbone_shape",
+    "state_dict_problems",
     "reference_state_dict",
     "load_reference_state_dict",
     "split_mmcl_checkpoint",
@@ -166,10 +169,62 @@ def load_reference_state_dict(
     prefixes = tuple(ignore_prefixes)
     if prefixes:
         sd = OrderedDict((k, v) for k, v in sd.items() if not k.startswith(prefixes))
+    model.load_state_dict(to_our_keys(model, sd), strict=True)
+
+
+def to_our_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An official-key backbone state_dict renamed to ``model``'s keys, checked strictly.
+
+    Raises ``ValueError`` naming missing keys, unexpected keys and shape mismatches.
+    """
+    model = getattr(model, "_orig_mod", model)
     key_map = _key_map(model)
     own = model.state_dict()
     expected = {off: tuple(own[ours].shape) for off, ours in key_map.items()}
-    problems = state_dict_problems(expected, sd)
+    problems = state_dict_problems(expected, state_dict)
     if problems:
         raise ValueError(f"checkpoint does not match {type(model).__name__} (official key names): {problems}")
-    model.load_state_dict(OrderedDict((ours, sd[off]) for off, ours in key_map.items()), strict=True)
+    return OrderedDict((ours, state_dict[off]) for off, ours in key_map.items())
+
+
+# joints of a graph -> layout (mmcl.skeleton.layouts)
+LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20"}
+
+
+def _first(sd: Mapping[str, torch.Tensor], *keys: str) -> torch.Tensor | None:
+    for k in keys:
+        if k in sd:
+            return sd[k]
+    return None
+
+
+def infer_backbone_shape(state_dict: Mapping[str, torch.Tensor]) -> dict[str, object]:
+    """Builder arguments read off an official backbone state dict (files that carry no model card).
+
+    Classes = ``fc.weight`` rows; joints = size of the graph (``l1.gcn1.PA``); input channels = input
+    width of the first graph convolution; persons = ``data_bn`` width / (joints × channels);
+    CTRS-GCN is recognised by its static subset convolutions (``conv_d``); base width = fc input / 4.
+    """
+    sd = unwrap_checkpoint(state_dict)
+    fc = _first(sd, "fc.weight")
+    bn = _first(sd, "data_bn.weight", "data_bn.running_mean")
+    graph = _first(sd, "l1.gcn1.PA")
+    first = _first(sd, "l1.gcn1.down.0.weight", "l1.gcn1.conv_d.0.weight")
+    missing = [n for n, t in (("fc.weight", fc), ("data_bn.weight", bn), ("l1.gcn1.PA", graph), ("l1.gcn1.down.0.weight", first)) if t is None]
+    if missing:
+        raise ValueError(f"cannot infer the model shape: the state dict has no {', '.join(missing)}")
+    assert fc is not None and bn is not None and graph is not None and first is not None
+    joints, in_channels = int(graph.shape[-1]), int(first.shape[1])
+    if joints not in LAYOUT_BY_JOINTS:
+        raise ValueError(f"cannot infer the layout: the graph has {joints} joints (known: {sorted(LAYOUT_BY_JOINTS)})")
+    width = int(bn.shape[0])
+    if width % (joints * in_channels):
+        raise ValueError(f"data_bn width {width} is not persons × {joints} joints × {in_channels} channels")
+    return {
+        "name": "ctrs-gcn" if any(".conv_d." in k for k in sd) else "ctrgcn",
+        "num_classes": int(fc.shape[0]),
+        "layout": LAYOUT_BY_JOINTS[joints],
+        "num_persons": width // (joints * in_channels),
+        "in_channels": in_channels,
+        "base_channels": int(fc.shape[1]) // 4,
+    }

@@ -1,0 +1,120 @@
+"""A trained model's input contract and the one function that turns a raw sequence into model input.
+
+Why one home: the evaluation dataset (``mmcl test``, the test pass at the end of training) and the
+raw-file paths (``mmcl predict``, ``mmcl zero-shot``, exported models) must feed a model exactly
+what it was trained on — layout, persons, test transform and **stream**. :class:`InputSpec`
+states that contract (it is stored in every model card, :mod:`mmcl.checkpoints.card`), and
+:func:`make_input` is the only composition of transform and stream: :class:`SkeletonDataset`
+items and :meth:`InputSpec.prepare` both call it, so the two paths cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mmcl.config import Config
+from mmcl.datasets.base import SkeletonDataset, SkeletonSource, Transform, make_input
+from mmcl.skeleton.layouts import get_layout
+from mmcl.skeleton.modalities import STREAMS, to_stream
+from mmcl.skeleton.transforms import NTU_TEST_P_INTERVAL, NTU_WINDOW, UCLA_WINDOW, NTUTransform, UCLATransform
+
+__all__ = ["TRANSFORMS", "DEFAULT_TRANSFORM", "InputSpec", "make_input", "eval_dataset", "layout_title"]
+
+TRANSFORMS = ("ntu", "ucla")  # REFERENCE §3.1 (crop + resize) and §3.3 (NW-UCLA centre, normalise, sample)
+DEFAULT_TRANSFORM = {"ntu25": "ntu", "kinect20": "ucla"}  # what the reference evaluates each layout with
+_LAYOUT_TITLES = {"ntu25": "NTU-25", "kinect20": "Kinect-20"}
+_NO_RNG = np.random.default_rng(0)  # test transforms draw nothing; a generator keeps the call signature uniform
+
+
+def layout_title(layout: str) -> str:
+    """Readable layout name for messages ("NTU-25", "Kinect-20")."""
+    return _LAYOUT_TITLES.get(layout, layout)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one model input is made of at test time (C×window×V×M float32).
+
+    ``transform`` "ntu": centre crop ``p_interval`` + linear resize to ``window`` frames;
+    "ucla": centre on J2 of frame 0, per-axis min-max, ``window`` evenly spaced frames.
+    ``stream`` is applied after the transform (REFERENCE §3.1 order).
+    """
+
+    layout: str
+    num_persons: int
+    in_channels: int = 3
+    stream: str = "joint"
+    transform: str = "ntu"
+    window: int = NTU_WINDOW
+    p_interval: tuple[float, ...] = NTU_TEST_P_INTERVAL
+
+    def __post_init__(self) -> None:
+        get_layout(self.layout)  # raises for an unknown layout
+        if self.stream not in STREAMS:
+            raise ValueError(f"unknown stream {self.stream!r}; choose from {', '.join(STREAMS)}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"unknown input transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}")
+        object.__setattr__(self, "p_interval", tuple(float(p) for p in self.p_interval))
+
+    @property
+    def num_joints(self) -> int:
+        return get_layout(self.layout).num_joints
+
+    def shape(self, batch: int = 1) -> tuple[int, int, int, int, int]:
+        """N×C×T×V×M of a batch of inputs."""
+        return (batch, self.in_channels, self.window, self.num_joints, self.num_persons)
+
+    def eval_transform(self) -> Transform:
+        """The deterministic test transform of this input."""
+        if self.transform == "ucla":
+            return UCLATransform(train=False, window=self.window)
+        return NTUTransform(train=False, window=self.window, p_interval=self.p_interval, rotation_theta=0.0)
+
+    def prepare(self, x: np.ndarray, valid_length: int | None = None, *, stream: bool = True) -> np.ndarray:
+        """Raw C×T×V×M coordinates (this layout and person count) -> the model's input.
+
+        ``stream=False`` stops after the transform (joint coordinates): the input of exported graphs,
+        which convert to the stream inside.
+        """
+        return make_input(x, valid_length, self.eval_transform(), self.stream if stream else "joint", self.layout, _NO_RNG)
+
+    def apply_stream(self, x: np.ndarray) -> np.ndarray:
+        """Stream conversion alone, for inputs already transformed another way (zero-shot preprocessing)."""
+        return np.ascontiguousarray(to_stream(np.asarray(x, dtype=np.float32), self.stream, self.layout), dtype=np.float32)
+
+    def describe(self) -> str:
+        """E.g. "Kinect-20 bone stream, 1 person, ucla transform (52 frames)"."""
+        people = f"{self.num_persons} person{'s' if self.num_persons != 1 else ''}"
+        detail = f"{self.window} frames" if self.transform == "ucla" else f"crop {list(self.p_interval)}, {self.window} frames"
+        return f"{layout_title(self.layout)} {self.stream.replace('_', '-')} stream, {people}, {self.transform} transform ({detail})"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["p_interval"] = list(self.p_interval)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InputSpec":
+        known = {k: data[k] for k in ("layout", "num_persons", "in_channels", "stream", "transform", "window", "p_interval") if k in data}
+        return cls(**known)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "InputSpec":
+        """The test input of a model trained with ``cfg``."""
+        d = cfg.data
+        return cls(d.layout, d.num_persons, cfg.model.in_channels, d.stream, d.transform, d.window, tuple(d.p_interval_test))
+
+    @classmethod
+    def defaults_for(cls, layout: str, num_persons: int, in_channels: int = 3, stream: str = "joint") -> "InputSpec":
+        """The reference test input of a layout (for checkpoints that do not say theirs)."""
+        transform = DEFAULT_TRANSFORM.get(layout, "ntu")
+        window = UCLA_WINDOW if transform == "ucla" else NTU_WINDOW
+        return cls(layout, num_persons, in_channels, stream, transform, window, NTU_TEST_P_INTERVAL)
+
+
+def eval_dataset(source: SkeletonSource, spec: InputSpec, seed: int = 0) -> SkeletonDataset:
+    """The evaluation dataset of ``source`` for a model with input ``spec`` (deterministic)."""
+    return SkeletonDataset(source, spec.eval_transform(), stream=spec.stream, layout=spec.layout, seed=seed)
