@@ -136,3 +136,26 @@ def test_generic_kinect_v1_with_joint_order(official_mmcl: Path, tmp_path: Path,
                         "--mapping", str(tmp_path / "map.tsv"), "--joint-order", str(tmp_path / "joints.txt")], capsys)
     assert code == 0
     assert "top-1  50.00% (1/2)   top-5 100.00% (2/2)" in out and "squat deep squat -> 79 squat down" in out
+
+
+def test_zero_shot_applies_the_models_stream(utd_dir: Path, tmp_path: Path) -> None:
+    """A bone-motion NTU model gets the zero-shot preprocessing, then its own stream (from the card)."""
+    from mmcl.checkpoints import ModelCard
+    from mmcl.datasets.kinect_v1 import load_utd_skeleton, zero_shot_preprocess
+    from mmcl.datasets.pipeline import InputSpec
+    from mmcl.skeleton.interpolate import kinect20_to_ntu25
+    from mmcl.skeleton.modalities import to_stream
+
+    card = ModelCard("ctrgcn", 120, InputSpec("ntu25", 2, stream="bone_motion"), base_channels=8, dataset="ntu120")
+    torch.manual_seed(1)
+    model = card.build().eval()
+    path = tmp_path / "bm.ckpt"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in model.state_dict().items()}, "mmcl_card": card.to_dict()}, path)
+    rep = evaluate_zero_shot(path, utd_dir, dataset="utd-mhad")
+    for name, got in zip(rep.names, rep.scores):
+        x = zero_shot_preprocess(kinect20_to_ntu25(load_utd_skeleton(utd_dir / f"{name}.mat")), 64)
+        with torch.no_grad():
+            want = model(torch.from_numpy(to_stream(x, "bone_motion", "ntu25")[None])).numpy()[0]
+            joint = model(torch.from_numpy(x[None])).numpy()[0]
+        assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+        assert np.abs(got - joint).max() > 1e-3  # the stream matters: joint input would score differently

@@ -17,7 +17,7 @@ so the folder never pairs a new description with stale graphs.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import warnings
@@ -42,6 +42,7 @@ __all__ = [
     "StreamInput",
     "EXPORT_FORMAT_VERSION",
     "ONNX_OPSET",
+    "ONNX_EXPORTERS",
     "ONNX_EXTRA_HINT",
     "GRAPH_INPUT",
 ]
@@ -75,9 +76,17 @@ class StreamInput(nn.Module):
         return self.backbone(x)
 
 
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def onnx_export_available() -> bool:
-    """True when the ``onnx`` package (needed by both torch ONNX exporters) is installed."""
-    return importlib.util.find_spec("onnx") is not None
+    """True when the ``onnx`` package (needed by both torch ONNX exporters) can be imported."""
+    return _importable("onnx")
 
 
 def _write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
@@ -86,10 +95,16 @@ def _write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
     return final
 
 
-def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
-    """ONNX with a dynamic batch axis: the dynamo exporter (torch default), else the TorchScript one."""
+ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, exporter: str = "auto") -> str:
+    """ONNX with a dynamic batch axis: the dynamo exporter (torch's default; needs onnxscript), else
+    the TorchScript-based one (``exporter`` forces either; the latter is ~15× faster on a small model)."""
+    if exporter not in ONNX_EXPORTERS:
+        raise ValueError(f"unknown ONNX exporter {exporter!r}; choose from {', '.join(ONNX_EXPORTERS)}")
     errors = []
-    if importlib.util.find_spec("onnxscript") is not None:
+    if exporter != "torchscript" and _importable("onnxscript"):
         try:
             batch = torch.export.Dim("batch", min=1, max=65536)
             with warnings.catch_warnings():
@@ -102,6 +117,8 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> str:
             return "dynamo"
         except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter
             errors.append(f"dynamo: {type(exc).__name__}: {exc}")
+    elif exporter == "dynamo":
+        raise ValueError(f"the dynamo ONNX exporter needs onnxscript: {ONNX_EXTRA_HINT}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -131,6 +148,7 @@ def export_backbone(
     *,
     card: ModelCard,
     formats: Sequence[str] = ("safetensors", "onnx", "torchscript"),
+    onnx_exporter: str = "auto",
 ) -> dict[str, Path]:
     """Write a backbone's inference artefacts (module docstring) into ``out_dir``; returns paths by kind."""
     from safetensors.torch import save_file
@@ -167,7 +185,7 @@ def export_backbone(
                 exporter: list[str] = []
 
                 def write_onnx(p: Path) -> None:
-                    exporter.append(_export_onnx(graph, example, p))
+                    exporter.append(_export_onnx(graph, example, p, onnx_exporter))
                     _add_onnx_metadata(p, {ONNX_CARD_KEY: json.dumps(card_dict), "graph_input": GRAPH_INPUT})
 
                 paths["onnx"] = _write_atomic(out / FILE_NAMES["onnx"], write_onnx)
@@ -194,6 +212,7 @@ def export_checkpoint(
     *,
     onnx: bool | None = None,
     torchscript: bool = True,
+    onnx_exporter: str = "auto",
     **hints: Any,
 ) -> dict[str, Any]:
     """Skeleton-only artefact from any checkpoint, with its card (``hints``: dataset/stream/... for
@@ -211,7 +230,7 @@ def export_checkpoint(
     opened = open_checkpoint(checkpoint, **hints)
     model = opened.build_model()
     formats = ["safetensors"] + (["onnx"] if onnx else []) + (["torchscript"] if torchscript else [])
-    paths = export_backbone(model, out, card=opened.card, formats=formats)
+    paths = export_backbone(model, out, card=opened.card, formats=formats, onnx_exporter=onnx_exporter)
     return {
         "paths": {k: str(v) for k, v in paths.items()},
         "cost": cost_summary(model, opened.card.input.shape(1)),

@@ -106,6 +106,7 @@ class ZeroShotReport:
     per_class: list[ClassResult]
     failures: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0  # files of unmapped actions (or not named like samples)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_samples(self) -> int:
@@ -311,6 +312,7 @@ def evaluate_zero_shot(
     joint_order: str | os.PathLike[str] | Sequence[str] | None = None,
     text_store: str | os.PathLike[str] | None = None,
     num_persons: int | None = None,
+    stream: str | None = None,
     device: str | torch.device | None = "cpu",
     batch_size: int = 32,
 ) -> ZeroShotReport:
@@ -319,7 +321,8 @@ def evaluate_zero_shot(
     ``mapping``: TSV ``<action>\\t<0-based NTU label>[\\t<action name>...]`` with a header row
     (default: the UTD-MHAD table of §9.2; required for ``kinect-v1``). ``joint_order``: for
     ``kinect-v1``, a file of 20 ``KINECT20`` joint names in the files' order (default: ``KINECT20``).
-    Files that fail to load are reported in ``failures``; the others are evaluated.
+    Files that fail to load are reported in ``failures``; the others are evaluated. The model's
+    stream (from its card, or ``stream`` for official weights) is applied after the preprocessing.
     """
     from mmcl.datasets.kinect_v1 import load_class_mapping
 
@@ -335,7 +338,7 @@ def evaluate_zero_shot(
     described = mapping_descriptions(mapping)
     order: Sequence[str] | None = read_joint_order(joint_order) if isinstance(joint_order, (str, os.PathLike)) else joint_order
 
-    loaded = load_model(checkpoint, num_persons=num_persons, device=device)
+    loaded = load_model(checkpoint, num_persons=num_persons, stream=stream, device=device)
     card = loaded.card
     if card.input.layout != "ntu25":
         raise ValueError(f"{checkpoint}: zero-shot transfer needs an NTU-25 model (20 -> 25 joints); this one is {card.describe()}")
@@ -409,6 +412,7 @@ def evaluate_zero_shot(
         per_class=list(per_class.values()),
         failures=failures,
         ignored=ignored,
+        notes=list(loaded.opened.notes),
     )
 
 

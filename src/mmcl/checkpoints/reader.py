@@ -58,6 +58,17 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _unpickler_reason(exc: BaseException) -> str:
+    """The unpickler's own reason out of PyTorch's long weights_only message (whose advice to set
+    ``weights_only=False`` is wrong for a user: it would run whatever the file holds)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[-1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "unreadable")
+    return "unreadable"
+
+
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """``torch.load(weights_only=True)`` of a user file, with errors that name the file and the problem."""
     path = Path(path)
@@ -75,8 +86,10 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if "unsupported global" in str(exc).lower():
             problem = "it holds Python objects besides tensors; refused, since loading them could run code"
+        elif "Weights only load failed" in str(exc):
+            problem = f"truncated or not a PyTorch checkpoint ({_unpickler_reason(exc)})"
         elif isinstance(exc, (zipfile.BadZipFile, EOFError, RuntimeError)) or "pickle" in str(exc).lower():
             problem = f"truncated or not a PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})"
         else:

@@ -115,6 +115,7 @@ def register(sub: Any) -> None:
     p.add_argument("--mapping", metavar="FILE", help="action -> NTU label TSV (default for utd-mhad: resources/zero_shot/utd_to_ntu120.tsv)")
     p.add_argument("--joint-order", metavar="FILE", help="kinect-v1: the files' 20 joint names (KINECT20 spelling), one per line")
     p.add_argument("--text-store", metavar="STORE", help="feature store of text features of the target samples: rank FRM-refined S_R")
+    p.add_argument("--stream", choices=list(STREAMS), help="official weights only: the stream they were trained on (default joint)")
     p.add_argument("--scores", metavar="FILE", help="also write per-sample scores (scores.npz form: names, labels, scores)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -132,6 +133,8 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (model.safetensors, model.json, model.onnx, model.torchscript.pt)")
     p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=None, help="write model.onnx (default: when the onnx package is installed)")
+    p.add_argument("--onnx-exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
+                   help="torch's ONNX exporter: dynamo (default when onnxscript is installed) or the faster TorchScript-based one")
     p.add_argument("--torchscript", action=argparse.BooleanOptionalAction, default=True, help="write model.torchscript.pt (default on)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _shape_args(p)
@@ -152,8 +155,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
-    files = expand_inputs(args.files)
     loaded = load_model(args.checkpoint, class_names_file=args.class_names, device=args.device, runtime=args.runtime, **_shape_kwargs(args))
+    files = expand_inputs(args.files)
     _notes(loaded.opened.notes)
     if not args.json:
         print(f"model: {loaded.card.describe()}, {loaded.kind} ({args.runtime} runtime); input: {loaded.card.input.describe()}")
@@ -189,8 +192,10 @@ def cmd_zero_shot(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         joint_order=args.joint_order,
         text_store=args.text_store,
+        stream=args.stream,
         device=args.device,
     )
+    _notes(report.notes)
     if args.scores:
         report.save_scores(args.scores)
     if args.json:
@@ -207,7 +212,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mmcl.export import export_checkpoint
     from mmcl.models.flops import format_cost
 
-    res = export_checkpoint(args.checkpoint, args.out, onnx=args.onnx, torchscript=args.torchscript, **_shape_kwargs(args))
+    res = export_checkpoint(args.checkpoint, args.out, onnx=args.onnx, torchscript=args.torchscript, onnx_exporter=args.onnx_exporter, **_shape_kwargs(args))
     card, cost = res["card"], res["cost"]
     summary = {
         "out": args.out,
