@@ -163,3 +163,20 @@ def test_the_reader_is_the_only_place_that_loads_user_files() -> None:
     assert offenders == []
     export_src = (SRC / "export.py").read_text(encoding="utf-8")
     assert export_src.count("onnx.load(") == 1 and "torch.load(" not in export_src
+
+
+def test_predict_reads_the_checkpoint_once(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _training_ckpt(tmp_path / "m.ckpt", UCLA_BONE)
+    clip = tmp_path / "a01_s01_e00_v03.json"
+    clip.write_text(json.dumps({"skeletons": np.random.default_rng(0).normal(size=(20, 20, 3)).tolist()}))
+    calls: list[str] = []
+    real_load = torch.load
+
+    def spy(f, *args, **kwargs):
+        calls.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    code, _, err = run(["predict", "--checkpoint", str(path), str(clip)], capsys)
+    assert code == 0, err
+    assert calls == [str(path)]

@@ -221,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0
+    from mmcl.memory import keep_freed_memory
+
+    keep_freed_memory()  # large-batch CPU inference: no mmap/munmap per activation (mmcl.memory)
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

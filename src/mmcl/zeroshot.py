@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmcl.io import atomic_path
+from mmcl.io import atomic_savez
 from mmcl.predict import TOP_K, LoadedModel, RawSkeleton, describe_error, load_model, model_input
 
 __all__ = [
@@ -166,10 +166,7 @@ class ZeroShotReport:
 
     def save_scores(self, path: str | os.PathLike[str]) -> Path:
         """``scores.npz`` (names, labels, scores) in the project's score-file form."""
-        p = Path(path)
-        with atomic_path(p) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, names=np.asarray(self.names, dtype=str), labels=self.labels.astype(np.int64), scores=self.scores.astype(np.float32))
-        return p
+        return atomic_savez(path, names=np.asarray(self.names, dtype=str), labels=self.labels.astype(np.int64), scores=self.scores.astype(np.float32))
 
 
 # ----------------------------------------------------------------------------- inputs
