@@ -74,7 +74,7 @@ def test_export_official_checkpoint_with_onnx(tmp_path: Path, capsys: pytest.Cap
     import mmcl.export
     import mmcl.models
 
-    def fake_onnx(model, example, path):  # the real exporter takes ~10 s; parity is test_export.py's job
+    def fake_onnx(model, example, path, exporter):  # the real exporter takes ~10 s; parity is test_export.py's job
         Path(path).write_bytes(b"onnx")
         return "stub"
 
