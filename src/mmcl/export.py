@@ -33,7 +33,7 @@ from mmcl.checkpoints.reader import EXPORT_JSON, EXPORT_WEIGHTS, ONNX_CARD_KEY
 from mmcl.io import atomic_path
 from mmcl.models import cost_summary
 from mmcl.skeleton.layouts import get_layout
-from mmcl.skeleton.modalities import bone_reference_index
+from mmcl.skeleton.modalities import to_stream
 
 __all__ = [
     "export_backbone",
@@ -57,23 +57,18 @@ FILE_NAMES = {"safetensors": EXPORT_WEIGHTS, "onnx": "model.onnx", "torchscript"
 class StreamInput(nn.Module):
     """Backbone preceded by the stream conversion, so an exported graph takes joint coordinates.
 
-    Bone = X - X[parent] (one gather), motion = forward difference with a zero last frame
-    (REFERENCE §3.2), written with traceable ops (same values as :func:`mmcl.skeleton.modalities.to_stream`).
+    Uses :func:`mmcl.skeleton.modalities.to_stream`, the function the data pipeline uses (its torch
+    path is traceable: one gather for bones, a shifted difference for motion).
     """
 
     def __init__(self, backbone: nn.Module, stream: str, layout: str) -> None:
         super().__init__()
         self.backbone = backbone
-        self.bone = stream in ("bone", "bone_motion")
-        self.motion = stream in ("joint_motion", "bone_motion")
-        self.register_buffer("parent", torch.as_tensor(bone_reference_index(get_layout(layout)), dtype=torch.long), persistent=False)
+        self.stream = stream
+        self.layout = get_layout(layout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bone:
-            x = x - x.index_select(3, self.parent)
-        if self.motion:
-            x = torch.cat([x[:, :, 1:] - x[:, :, :-1], torch.zeros_like(x[:, :, :1])], dim=2)
-        return self.backbone(x)
+        return self.backbone(to_stream(x, self.stream, self.layout))
 
 
 def _importable(module: str) -> bool:

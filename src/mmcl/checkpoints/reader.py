@@ -232,14 +232,14 @@ def _training_checkpoint(path: Path, obj: dict[str, Any]) -> OpenedCheckpoint:
     return OpenedCheckpoint(path, "mmcl-train", card, dict(backbone), heads_state=dict(heads), notes=notes)
 
 
-def _inferred_card(shape: dict[str, Any], dataset: str | None, spec: InputSpec | None) -> ModelCard:
+def _inferred_card(shape: dict[str, Any], dataset: str | None, spec: InputSpec | None, source: str = "inferred") -> ModelCard:
     layout, persons, channels = str(shape["layout"]), int(shape["num_persons"]), int(shape["in_channels"])
     if spec is None:
         spec = InputSpec.defaults_for(layout, persons, channels)
     n = int(shape["num_classes"])
     return ModelCard(
         str(shape["name"]), n, spec, int(shape.get("base_channels", REFERENCE_BASE_CHANNELS)),
-        class_names=default_class_names(dataset, n), dataset=dataset, source="inferred",
+        class_names=default_class_names(dataset, n), dataset=dataset, source=source,
     )
 
 
@@ -265,8 +265,7 @@ def _official(path: Path, obj: dict[str, Any], hints: dict[str, Any], dataset: s
     source = "dataset" if dataset else "inferred"
     if dataset is None:  # the reference datasets are the only candidates for official weights
         dataset = next((k for k, s in DATASET_SHAPES.items() if (s["num_classes"], s["layout"]) == (shape["num_classes"], layout)), None)
-    card = _inferred_card(shape, dataset, spec)
-    card.source = source
+    card = _inferred_card(shape, dataset, spec, source)
     model = card.build()
     try:
         ours = to_our_keys(model, backbone_sd)
