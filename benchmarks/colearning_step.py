@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from mmcl.colearning.objective import FAMConfig, FRMConfig, build_colearning_heads
 from mmcl.config import load_config
-from mmcl.engine.fit import build_backbone_from_config
+from mmcl.checkpoints import ModelCard
 from mmcl.skeleton.layouts import get_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ IMAGE_HW = (299, 747)  # 800×320 composites with the shorter side resized to 29
 
 def build(variant: str, cfg):
     torch.manual_seed(0)
-    backbone = build_backbone_from_config(cfg)
+    backbone = ModelCard.from_config(cfg).build()
     if variant == "plain":
         return backbone, None
     fam = FAMConfig(mode="frozen", rgb_dim=RGB_DIM) if variant == "mmcl-frozen" else FAMConfig(

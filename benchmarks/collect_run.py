@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mmcl.engine.metrics import load_scores, save_scores
+from mmcl.results.scores import load_scores, save_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("config.yaml", "env.json", "results.json", "test_metrics.json", "test_per_class.csv", "test_confusion.csv",

@@ -1,6 +1,6 @@
 """Does bf16 autocast cost accuracy? Paired fp32 / bf16 trainings, and fp32 / bf16 inference.
 
-Two measurements, both with the real engine (`mmcl.engine.fit.train` / `run_inference`):
+Two measurements, both with the real engine (`mmcl.training.fit.train` / `run_inference`):
 
 1. Training: the demo's small CTR-GCN on the demo's synthetic NTU-25 world, trained once per seed
    in ``32-true`` and once in ``bf16-mixed`` (same seed, data, schedule); top-1 per run and the
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mmcl.demo import DEMO_EPOCHS, DEMO_PER_CLASS, demo_config, prepare_demo_data
-from mmcl.engine.fit import train
+from mmcl.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -59,7 +59,7 @@ def training_comparison(seeds: list[int], epochs: int, per_class: int, work: Pat
 def inference_comparison(config: str, data: str, checkpoint: str) -> dict[str, Any]:
     from mmcl.checkpoints import open_checkpoint
     from mmcl.config import load_config
-    from mmcl.engine.fit import build_eval_dataset, eval_loader, run_inference
+    from mmcl.results.evaluation import build_eval_dataset, eval_loader, run_inference
 
     cfg = load_config(config, overrides=[f"data.path={data}"])
     opened = open_checkpoint(checkpoint, config=cfg)

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the literal reference transcription lives with the tests
 
 from mmcl.config import load_config  # noqa: E402
-from mmcl.engine.fit import build_backbone_from_config  # noqa: E402
+from mmcl.checkpoints import ModelCard  # noqa: E402
 from mmcl.skeleton.layouts import get_layout  # noqa: E402
 
 ALL_VARIANTS = ("literal", "mmcl", "mmcl-bf16", "mmcl-compile", "mmcl-compile-bf16")
@@ -48,7 +48,7 @@ def build(variant: str, cfg) -> torch.nn.Module:
 
         return OfficialCTRGCN(num_class=cfg.data.num_classes, num_point=get_layout(cfg.data.layout).num_joints,
                               num_person=cfg.data.num_persons, in_channels=cfg.model.in_channels)
-    return build_backbone_from_config(cfg)
+    return ModelCard.from_config(cfg).build()
 
 
 def time_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bf16: bool, compile_: bool, steps: int, warmup: int) -> list[float]:

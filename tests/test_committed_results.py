@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmcl.engine.ensemble import run_ensemble
-from mmcl.engine.metrics import compute_metrics, load_scores
+from mmcl.results.ensemble import run_ensemble
+from mmcl.results.metrics import compute_metrics
+from mmcl.results.scores import load_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

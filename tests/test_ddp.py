@@ -66,10 +66,10 @@ def test_ddp_two_processes_matches_gradient_accumulation(tmp_path: Path) -> None
     import lightning.pytorch as pl
 
     from mmcl.config import load_config
-    from mmcl.engine.fit import build_backbone_from_config
+    from mmcl.checkpoints import ModelCard
 
     pl.seed_everything(3, verbose=False)
-    init = build_backbone_from_config(load_config(None, COMMON)).state_dict()
+    init = ModelCard.from_config(load_config(None, COMMON)).build().state_dict()
     moved = [k for k, v in init.items() if v.is_floating_point() and not torch.allclose(v, a["state_dict"][f"backbone.{k}"])]
     assert len(moved) > 50
     assert (tmp_path / "ddp" / "scores.npz").is_file()

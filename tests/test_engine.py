@@ -10,8 +10,9 @@ import torch
 
 from mmcl.config import Config
 from mmcl.demo import prepare_demo_data
-from mmcl.engine.fit import evaluate, train
-from mmcl.engine.module import ActionRecognitionModule
+from mmcl.results.evaluation import evaluate
+from mmcl.training.fit import train
+from mmcl.training.module import ActionRecognitionModule
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,8 @@ def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) ->
 
 
 def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) -> None:
-    from mmcl.engine.fit import _initialise_from, build_backbone_from_config
+    from mmcl.checkpoints import ModelCard
+    from mmcl.training.fit import _initialise_from
     from mmcl.checkpoints.official import reference_state_dict
 
     cfg = tiny_config(tiny_data, tmp_path / "last", epochs=1)
@@ -128,14 +130,14 @@ def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) ->
     assert results["best_checkpoint"].endswith("last.ckpt") and results["selection_split"].startswith("none")
     trained = _weights(tmp_path / "last" / "checkpoints" / "last.ckpt")
     # fine-tuning start point from our checkpoint ...
-    fresh = build_backbone_from_config(cfg)
+    fresh = ModelCard.from_config(cfg).build()
     _initialise_from(tmp_path / "last" / "checkpoints" / "last.ckpt", fresh, None)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, trained[f"backbone.{key}"]), key
     # ... and from an official-format file (reference key names, "module." prefix)
     official = {f"module.{k}": v for k, v in reference_state_dict(fresh).items()}
     torch.save(official, tmp_path / "official.pt")
-    again = build_backbone_from_config(cfg)
+    again = ModelCard.from_config(cfg).build()
     _initialise_from(tmp_path / "official.pt", again, None)
     for key, value in again.state_dict().items():
         assert torch.equal(value, fresh.state_dict()[key]), key
@@ -189,7 +191,7 @@ def test_ema_decay_validated() -> None:
 def test_ema_update_is_running_mean_then_exponential() -> None:
     from torch.optim.swa_utils import AveragedModel
 
-    from mmcl.engine.ema import ramped_ema_update
+    from mmcl.training.ema import ramped_ema_update
 
     model = torch.nn.BatchNorm1d(3)
     averaged = AveragedModel(model, use_buffers=True, multi_avg_fn=ramped_ema_update(0.75))  # window 4
@@ -211,7 +213,7 @@ def test_ema_update_is_running_mean_then_exponential() -> None:
 
 
 def test_a_run_directory_is_never_trained_into_twice_by_accident(tiny_data: Path, tmp_path: Path) -> None:
-    from mmcl.engine.fit import RUN_LOCK, RunDirectoryError
+    from mmcl.training.run_dir import RUN_LOCK, RunDirectoryError
     from mmcl.io import exclusive_lock
 
     cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mmcl.engine.ensemble as ens
+import mmcl.results.ensemble as ens
 from mmcl.cli import main
 from mmcl.datasets.splits import carve_validation
-from mmcl.engine.metrics import load_scores, save_scores
+import mmcl.results.scores as sc
+from mmcl.results.scores import load_scores, save_scores
 
 K = 6
 
@@ -123,7 +124,7 @@ def test_label_disagreement_and_duplicates_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="different numbers of classes"):
         ens.run_ensemble([a, c])
     with pytest.raises(FileNotFoundError, match="no scores.npz"):
-        ens.load_score_set(tmp_path)
+        sc.load_score_set(tmp_path)
 
 
 def _val_vs_test_runs(root: Path) -> list[Path]:
@@ -156,13 +157,13 @@ def _val_vs_test_runs(root: Path) -> list[Path]:
 def test_fit_uses_only_validation_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = _val_vs_test_runs(tmp_path)
     opened: list[str] = []
-    real = ens.load_scores
+    real = sc.load_scores
 
     def spy(path):  # every score file the module reads
         opened.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(ens, "load_scores", spy)
+    monkeypatch.setattr(sc, "load_scores", spy)
     fit = ens.fit_weights_from_runs(runs, ["A", "B"])
     assert opened == ["val_scores.npz", "val_scores.npz"]  # the fit never opened a test file
     assert fit.weights[0] > 0.9 and fit.weights.sum() == pytest.approx(1.0) and (fit.weights >= 0).all()
@@ -183,12 +184,12 @@ def test_fit_uses_only_validation_scores(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_fit_refuses_test_scores_and_leaks(tmp_path: Path) -> None:
     runs = _val_vs_test_runs(tmp_path)
-    test_sets = [ens.load_score_set(r, split="test") for r in runs]
+    test_sets = [sc.load_score_set(r, split="test") for r in runs]
     with pytest.raises(ValueError, match="only be fitted on validation"):
         ens.fit_weights(test_sets)
     # resolve_score_path never maps a val request to the test file
-    assert ens.resolve_score_path(runs[0], "val").name == "val_scores.npz"
-    assert ens.resolve_score_path(runs[0] / "scores.npz", "val").name == "val_scores.npz"
+    assert sc.resolve_score_path(runs[0], "val").name == "val_scores.npz"
+    assert sc.resolve_score_path(runs[0] / "scores.npz", "val").name == "val_scores.npz"
     # a run without validation scores cannot be fitted
     lone = tmp_path / "lone"
     save_scores(lone / "scores.npz", ["x", "y"], np.array([0, 1]), np.eye(2, K, dtype=np.float32))
@@ -271,7 +272,7 @@ def test_text_score_files_round_trip_and_fuse_like_npz(tmp_path: Path) -> None:
 def test_collect_run_copy_is_readable_by_ensemble_and_report(tmp_path: Path) -> None:
     import importlib.util
 
-    from mmcl.engine.report import load_run
+    from mmcl.results.report import load_run
 
     spec = importlib.util.spec_from_file_location("collect_run", Path(__file__).parents[1] / "benchmarks" / "collect_run.py")
     collect_run = importlib.util.module_from_spec(spec)
@@ -301,7 +302,7 @@ def test_ensemble_json_only_folder_names_the_command_that_rebuilds_it(tmp_path: 
     res = ens.run_ensemble(runs, names=["J", "B"], weights=[0.6, 0.4], out_dir=Path("res/ens"))
     Path("res/ens/scores.npz").unlink()
     with pytest.raises(FileNotFoundError, match="only an ensemble.json") as info:
-        ens.load_score_set(Path("res/ens"))
+        sc.load_score_set(Path("res/ens"))
     command = str(info.value).split("`")[1].split()
     assert command[:2] == ["mmcl", "ensemble"]
     assert main(command[1:]) == 0  # the suggested command runs as given and reproduces the fused scores

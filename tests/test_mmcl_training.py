@@ -10,7 +10,7 @@ import torch
 
 from mmcl.config import Config
 from mmcl.demo import build_demo_modalities, prepare_demo_data
-from mmcl.engine.fit import train
+from mmcl.training.fit import train
 from mmcl.modalities.store import FeatureStore
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from mmcl.checkpoints import open_checkpoint
 from mmcl.config import Config
-from mmcl.engine.fit import train
+from mmcl.training.fit import train
 from mmcl.prepare.ntu import prepare_ntu
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 from mmcl.skeleton.modalities import STREAMS

@@ -10,8 +10,9 @@ import yaml
 
 from mmcl.cli import main
 from mmcl.datasets import class_names
-from mmcl.engine.metrics import compute_metrics, save_scores
-from mmcl.engine.report import compare_runs, load_run, worst_confusions, write_report
+from mmcl.results.metrics import compute_metrics
+from mmcl.results.scores import save_scores
+from mmcl.results.report import compare_runs, load_run, worst_confusions, write_report
 
 K = 10  # NW-UCLA, so class names are known
 

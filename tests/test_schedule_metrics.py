@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmcl.engine.metrics import compute_metrics, load_scores, save_scores
-from mmcl.engine.schedule import lr_factor_fn
+from mmcl.results.metrics import compute_metrics
+from mmcl.results.scores import load_scores, save_scores
+from mmcl.training.schedule import lr_factor_fn
 
 
 def test_reference_step_schedule_ntu() -> None:

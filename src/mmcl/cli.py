@@ -119,7 +119,7 @@ def _print_json_or_table(obj: dict[str, Any], as_json: bool) -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from mmcl.engine.fit import train
+    from mmcl.training.fit import train
 
     cfg = _load(args)
     results = train(cfg, resume=args.resume, overwrite=args.overwrite)
@@ -135,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from mmcl.checkpoints import open_checkpoint
-    from mmcl.engine.fit import evaluate
+    from mmcl.results.evaluation import evaluate
 
     cfg = _load(args)
     # the checkpoint's card decides the model and its input; a config fills in only what official weights lack
@@ -151,11 +151,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from mmcl.engine.fit import build_backbone_from_config
+    from mmcl.checkpoints import ModelCard
     from mmcl.models.flops import cost_summary, layer_table
 
     cfg = _load(args)
-    model = build_backbone_from_config(cfg).eval()
+    model = ModelCard.from_config(cfg).build().eval()
     frames = args.frames or cfg.data.window
     shape = (1, cfg.model.in_channels, frames, _num_joints(cfg.data.layout), cfg.data.num_persons)
     cost = cost_summary(model, shape)
@@ -205,7 +205,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from mmcl.datasets.multimodal import MissingModalityError
 
         errors.append(MissingModalityError)
-        from mmcl.engine.fit import RunDirectoryError
+        from mmcl.training.run_dir import RunDirectoryError
 
         errors.append(RunDirectoryError)
     except ImportError:  # pragma: no cover - optional pieces missing in a broken install

@@ -116,9 +116,9 @@ def _latency_ms(cfg: Config, repeats: int = 20) -> float:
 
     import torch
 
-    from mmcl.engine.fit import build_backbone_from_config
+    from mmcl.checkpoints import ModelCard
 
-    model = build_backbone_from_config(cfg).eval()
+    model = ModelCard.from_config(cfg).build().eval()
     x = torch.randn(1, 3, cfg.data.window, 25, cfg.data.num_persons)
     times = []
     with torch.inference_mode():
@@ -132,7 +132,8 @@ def _latency_ms(cfg: Config, repeats: int = 20) -> float:
 
 
 def _per_class(run_dir: Path, num_classes: int) -> np.ndarray:
-    from mmcl.engine.metrics import compute_metrics, load_scores
+    from mmcl.results.metrics import compute_metrics
+    from mmcl.results.scores import load_scores
 
     _, labels, scores = load_scores(run_dir / "scores.npz")
     return compute_metrics(scores, labels, num_classes).per_class_accuracy
@@ -147,9 +148,9 @@ def run_demo(
     colearning: bool = True,
 ) -> dict[str, Any]:
     """Run the demo end to end and return its summary (also written to ``<out>/summary.json``)."""
-    from mmcl.engine.fit import train
-    from mmcl.engine.metrics import atomic_write_bytes
-    from mmcl.engine.plots import plot_per_class_comparison
+    from mmcl.training.fit import train
+    from mmcl.io import atomic_write_bytes
+    from mmcl.results.plots import plot_per_class_comparison
 
     out = Path(out)
     start = time.time()

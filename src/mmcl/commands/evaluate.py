@@ -1,4 +1,4 @@
-"""``mmcl ensemble`` and ``mmcl report``: thin wrappers over :mod:`mmcl.engine.ensemble` and :mod:`mmcl.engine.report`."""
+"""``mmcl ensemble`` and ``mmcl report``: thin wrappers over :mod:`mmcl.results.ensemble` and :mod:`mmcl.results.report`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ examples:
 
 
 def register(sub: Any) -> None:
-    from mmcl.engine.ensemble import NORMALIZATIONS, PRESETS
+    from mmcl.results.ensemble import NORMALIZATIONS, PRESETS
 
     p = sub.add_parser(
         "ensemble",
@@ -76,7 +76,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from mmcl.engine.ensemble import format_ensemble_table, run_ensemble
+    from mmcl.results.ensemble import format_ensemble_table, run_ensemble
 
     result = run_ensemble(
         args.inputs,
@@ -97,7 +97,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mmcl.engine.report import write_report
+    from mmcl.results.report import write_report
 
     path = write_report(args.run_dir, out_dir=args.out, compare=args.compare, labels=args.labels, top=args.top, dataset=args.dataset)
     print(f"report: {path}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from mmcl.io import atomic_write_bytes
 
-__all__ = ["ClassificationMetrics", "compute_metrics", "save_scores", "load_scores", "write_metrics", "atomic_write_bytes"]
+__all__ = ["ClassificationMetrics", "topk_hits", "compute_metrics", "write_metrics"]
 
 
 @dataclass
@@ -64,73 +64,6 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int | N
         confusion=confusion,
         num_samples=n,
     )
-
-
-def save_scores(path: str | Path, names: Sequence[str], labels: np.ndarray, scores: np.ndarray) -> None:
-    """Write per-sample scores: names (unicode), labels (int64), scores (N×K float32); no pickle needed.
-
-    ``.npz`` (what runs write) or ``.csv`` (text, for results committed to a repository: one row
-    ``name,label,s0..s{K-1}`` per sample, floats with 9 significant digits, i.e. float32-exact).
-    """
-    import io
-
-    names_arr = np.asarray([str(n) for n in names], dtype=np.str_)
-    labels = np.asarray(labels, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float32)
-    if not (len(names_arr) == len(labels) == len(scores)):
-        raise ValueError("names, labels and scores must have the same length")
-    if len(set(names_arr.tolist())) != len(names_arr):
-        raise ValueError("sample names in a score file must be unique")
-    if Path(path).suffix == ".csv":
-        if any("," in n or "\n" in n for n in names_arr.tolist()):
-            raise ValueError("sample names written to a CSV score file must not contain ',' or newlines")
-        out = io.StringIO()
-        out.write(",".join(["name", "label"] + [f"s{k}" for k in range(scores.shape[1])]) + "\n")
-        for name, label, row in zip(names_arr.tolist(), labels.tolist(), scores):
-            out.write(f"{name},{label}," + ",".join(f"{v:.9g}" for v in row.tolist()) + "\n")
-        atomic_write_bytes(path, out.getvalue().encode())
-        return
-    buf = io.BytesIO()
-    np.savez(buf, names=names_arr, labels=labels, scores=scores)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_scores(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Read a score file written by :func:`save_scores` (``.npz`` with ``allow_pickle=False``, or ``.csv``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"score file not found: {path}")
-    if path.suffix == ".csv":
-        return _load_csv_scores(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            names = [str(n) for n in data["names"]]
-            return names, data["labels"].astype(np.int64), data["scores"].astype(np.float32)
-    except (KeyError, ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a valid mmcl score file ({exc})") from None
-
-
-def _load_csv_scores(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    import csv
-
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or rows[0][:2] != ["name", "label"] or len(rows[0]) < 3:
-        raise ValueError(f"{path}: not a valid mmcl score file (expected a header 'name,label,s0,...')")
-    width = len(rows[0])
-    names, labels, scores = [], [], []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != width:
-            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width} (truncated file?)")
-        try:
-            labels.append(int(row[1]))
-            scores.append([float(v) for v in row[2:]])
-        except ValueError:
-            raise ValueError(f"{path}: line {line}: non-numeric label or score") from None
-        names.append(row[0])
-    if not names:
-        raise ValueError(f"{path}: no samples")
-    return names, np.asarray(labels, dtype=np.int64), np.asarray(scores, dtype=np.float32)
 
 
 def write_metrics(run_dir: str | Path, metrics: ClassificationMetrics, class_names: Sequence[str] | None, prefix: str = "test") -> None:

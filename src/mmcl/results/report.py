@@ -3,7 +3,7 @@
 Everything is recomputed from the run's ``scores.npz`` (the per-sample source of truth), so a
 report also works for directories that only hold scores, such as the output of ``mmcl ensemble``.
 Training curves come from ``csv/metrics.csv`` when the run has one. Plots are drawn by
-:mod:`mmcl.engine.plots`, metrics by :mod:`mmcl.engine.metrics`.
+:mod:`mmcl.results.plots`, metrics by :mod:`mmcl.results.metrics`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmcl.engine.ensemble import align_score_sets, load_score_set
-from mmcl.engine.metrics import ClassificationMetrics, atomic_write_bytes, compute_metrics
+from mmcl.io import atomic_write_bytes
+from mmcl.results.metrics import ClassificationMetrics, compute_metrics
+from mmcl.results.scores import align_score_sets, load_score_set
 
 __all__ = ["RunData", "Comparison", "load_run", "worst_confusions", "compare_runs", "write_report"]
 
@@ -131,7 +132,7 @@ def best_epoch(run: RunData) -> tuple[int | None, float | None, str]:
     if res.get("best_epoch") is not None and int(res["best_epoch"]) > 0:
         return int(res["best_epoch"]), res.get("best_selection_top1"), str(res.get("selection_split", ""))
     if run.csv_path is not None:
-        from mmcl.engine.plots import read_csv_log
+        from mmcl.results.plots import read_csv_log
 
         series = read_csv_log(run.csv_path).get("val/top1")
         if series:
@@ -167,7 +168,7 @@ class Comparison:
 
 def compare_runs(run_a: RunData, run_b: RunData, *, top: int = 10) -> Comparison:
     """Per-class accuracy of two runs joined by sample name; picks up to ``top`` classes by |B − A| (Δ ≠ 0)."""
-    from mmcl.engine.ensemble import ScoreSet
+    from mmcl.results.scores import ScoreSet
 
     sets = [
         ScoreSet(run_a.label, run_a.run_dir, "test", run_a.names, run_a.labels, run_a.scores),
@@ -326,7 +327,7 @@ def write_report(
     With ``compare``, ``run_dir`` is A and ``compare`` is B; ``labels`` names them (default: the
     directory names).
     """
-    from mmcl.engine.plots import plot_confusion, plot_per_class, plot_per_class_comparison, plot_training_curves
+    from mmcl.results.plots import plot_confusion, plot_per_class, plot_per_class_comparison, plot_training_curves
 
     if labels is not None and len(labels) != (2 if compare is not None else 1):
         raise ValueError(f"--labels takes {'two names (RUN_DIR and --compare)' if compare is not None else 'one name'}, got {len(labels)}")

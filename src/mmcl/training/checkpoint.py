@@ -9,7 +9,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from mmcl.checkpoints.reader import read_checkpoint
-from mmcl.engine.metrics import atomic_write_bytes
+from mmcl.io import atomic_write_bytes
 
 __all__ = ["AtomicCheckpointIO", "atomic_checkpoint_io"]
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmcl.engine.metrics import atomic_write_bytes
+from mmcl.io import atomic_write_bytes
 
 __all__ = ["read_csv_log", "plot_training_curves", "plot_confusion", "plot_per_class", "plot_per_class_comparison"]
 

@@ -21,7 +21,7 @@ from torch import nn
 from mmcl.checkpoints.card import ModelCard
 from mmcl.checkpoints.reader import CARD_KEY
 from mmcl.config import OptimConfig
-from mmcl.engine.schedule import lr_factor_fn
+from mmcl.training.schedule import lr_factor_fn
 
 __all__ = ["ActionRecognitionModule"]
 
@@ -124,7 +124,7 @@ class ActionRecognitionModule(pl.LightningModule):
         return logits.cpu().numpy()[order], labels.cpu().numpy()[order], index_np[order]
 
     def _finish_eval(self, stage: str) -> None:
-        from mmcl.engine.metrics import compute_metrics
+        from mmcl.results.metrics import compute_metrics
 
         scores, labels, index = self._collect()
         if len(labels) == 0:

@@ -1,0 +1,228 @@
+"""Train one stream from a :class:`~mmcl.config.Config`: Lightning Trainer assembly, the fit, and the
+final skeleton-only test pass of the selected checkpoint (layout of the run directory:
+:mod:`mmcl.training.run_dir`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from mmcl.checkpoints import open_checkpoint, read_checkpoint
+from mmcl.checkpoints.card import ModelCard
+from mmcl.config import Config, config_to_dict
+from mmcl.io import atomic_write_bytes
+from mmcl.results.evaluation import eval_loader, run_inference, set_threads, write_evaluation
+from mmcl.results.metrics import compute_metrics
+from mmcl.results.plots import plot_training_curves
+from mmcl.training.checkpoint import atomic_checkpoint_io
+from mmcl.training.data import SkeletonDataModule
+from mmcl.training.loggers import csv_logger, quiet_lightning
+from mmcl.training.module import ActionRecognitionModule
+from mmcl.training.run_dir import guarded_run_directory, owns_run_directory, resolve_resume, write_run_header
+
+__all__ = ["train"]
+
+log = logging.getLogger("mmcl")
+
+
+def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, loggers: Any = False) -> pl.Trainer:
+    t = cfg.trainer
+    kwargs: dict[str, Any] = dict(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        check_val_every_n_epoch=t.eval_every,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        default_root_dir=str(run_dir),
+        plugins=[atomic_checkpoint_io()],
+        callbacks=callbacks or [],
+        logger=loggers,
+        enable_checkpointing=bool(callbacks),
+    )
+    if t.limit_train_batches is not None:
+        kwargs["limit_train_batches"] = t.limit_train_batches
+    if t.limit_val_batches is not None:
+        kwargs["limit_val_batches"] = t.limit_val_batches
+    return pl.Trainer(**kwargs)
+
+
+def _build_module(cfg: Config, card: ModelCard, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> ActionRecognitionModule:
+    if cfg.trainer.channels_last:
+        backbone = backbone.to(memory_format=torch.channels_last)
+    return ActionRecognitionModule(
+        backbone,
+        num_classes=cfg.data.num_classes,
+        optim=cfg.optim,
+        epochs=cfg.trainer.epochs,
+        heads=heads,
+        config=config_to_dict(cfg),
+        compile_backbone=cfg.trainer.compile,
+        card=card,
+    )
+
+
+def _colearning(cfg: Config, backbone: torch.nn.Module):
+    """Heads plus the training-set wrapper that joins extra modalities by sample name."""
+    if not (cfg.colearning.fam or cfg.colearning.frm):
+        return None, None, None
+    from mmcl.colearning.setup import build_colearning
+
+    return build_colearning(cfg, backbone)
+
+
+def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train one stream; evaluate the best checkpoint on the test split; write the run directory.
+
+    A run directory is never trained into twice by accident: a directory that already holds a
+    run (a checkpoint or results) needs ``resume`` (continue it) or ``overwrite=True`` (start it
+    again from scratch), and a second training of the same directory at the same time is
+    refused while the first holds the directory's lock.
+    """
+    cfg.validate()
+    run_dir = Path(cfg.trainer.work_dir)
+    resume_path = resolve_resume(resume, run_dir) if resume else None
+    if not owns_run_directory():
+        return _train(cfg, run_dir, resume_path)
+    with guarded_run_directory(run_dir, resuming=resume_path is not None, overwrite=overwrite):
+        return _train(cfg, run_dir, resume_path)
+
+
+def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, Any]:
+    wall_start = time.time()
+    set_threads(cfg)
+    quiet_lightning(resuming=resume_path is not None)
+    pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
+    select = "val" if cfg.data.val_fraction > 0 else "test"
+    card = ModelCard.from_config(cfg, training={"eval_split": select})  # written into every checkpoint
+    backbone = card.build()
+    heads, wrap_train, collate = _colearning(cfg, backbone)
+    if cfg.model.init_from and resume_path is None:
+        _initialise_from(cfg.model.init_from, backbone, heads)
+    module = _build_module(cfg, card, backbone, heads)
+    datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
+    datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
+    write_run_header(cfg, run_dir)
+    # "best" follows the eval split's top-1 (validation when carved, else test: reference behaviour);
+    # "last" is rewritten after every epoch whatever the score, so --resume never loses an epoch.
+    checkpoint_cb = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/top1",
+        mode="max",
+        save_top_k=1,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    last_cb = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,  # else Lightning saves only after evaluations (trainer.eval_every > 1)
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[Any] = [checkpoint_cb, last_cb]
+    if cfg.trainer.ema_decay > 0:
+        from mmcl.training.ema import ExponentialMovingAverage
+
+        callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
+    if cfg.trainer.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
+    loggers = [
+        TensorBoardLogger(str(run_dir), name="", version="tb", default_hp_metric=False),
+        csv_logger(run_dir, append=resume_path is not None),
+    ]
+    trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers)
+    start = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+    process_seconds = time.time() - start
+    train_seconds = module.train_seconds()  # includes the interrupted run(s) when resumed
+    last_path = str(run_dir / "checkpoints" / "last.ckpt")
+    if cfg.trainer.final_checkpoint == "last":  # no selection at all: the final epoch is reported
+        best_path, best_score = last_path, None
+    else:
+        best_path = checkpoint_cb.best_model_path or last_path
+        best_score = checkpoint_cb.best_model_score
+    # Final evaluation of the selected checkpoint on the test split (single process, skeleton only).
+    if cfg.trainer.final_checkpoint == "last":
+        select = "none (last epoch)"
+    results: dict[str, Any] = {"selection_split": select, "train_seconds": round(train_seconds, 1), "best_checkpoint": best_path}
+    if resume_path:  # train_seconds sums the interrupted run(s) up to their last checkpoint and this process
+        results["resumed_from"] = str(resume_path)
+        results["train_seconds_this_process"] = round(process_seconds, 1)
+    if trainer.is_global_zero:
+        ckpt = read_checkpoint(best_path)
+        module.load_state_dict(ckpt["state_dict"])
+        results["best_epoch"] = int(ckpt.get("epoch", -1)) + 1
+        results["best_selection_top1"] = float(best_score) if best_score is not None else None
+        eval_start = time.time()
+        eval_result = run_inference(backbone, eval_loader(cfg, datamodule.test_set), cfg)
+        results["test"] = write_evaluation(cfg, run_dir, eval_result, datamodule.test_set)
+        if cfg.trainer.ema_decay > 0:  # the same checkpoint's raw (non-averaged) weights, for comparison
+            results["test_raw_weights"] = _evaluate_raw_weights(cfg, module, ckpt, datamodule.test_set)
+        if datamodule.val_set is not None:  # validation scores of the selected checkpoint, for ensemble weights
+            val_result = run_inference(backbone, eval_loader(cfg, datamodule.val_set), cfg)
+            results["val"] = write_evaluation(cfg, run_dir, val_result, datamodule.val_set, prefix="val")
+        results["test_seconds"] = round(time.time() - eval_start, 1)
+        results["parameters"] = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+        csv_path = run_dir / "csv" / "metrics.csv"
+        if csv_path.is_file():
+            plot_training_curves(csv_path, run_dir / "curves.png", title=cfg.name)
+        # this process, data loading to final plots (a resumed run: the resumed part only)
+        results["wall_seconds"] = round(time.time() - wall_start, 1)
+        atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
+def _evaluate_raw_weights(cfg: Config, module: Any, ckpt: dict[str, Any], dataset: Any) -> dict[str, Any] | None:
+    """Test metrics of the non-averaged weights stored beside the EMA in a checkpoint (scores not written)."""
+    from mmcl.training.ema import RAW_STATE_KEY
+
+    raw = ckpt.get(RAW_STATE_KEY)
+    if raw is None:
+        return None
+    averaged = {k: v.clone() for k, v in module.state_dict().items()}
+    module.load_state_dict(raw)
+    try:
+        result = run_inference(module.backbone, eval_loader(cfg, dataset), cfg)
+    finally:
+        module.load_state_dict(averaged)
+    return compute_metrics(result["scores"], result["labels"], cfg.data.num_classes).summary()
+
+
+def _initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> None:
+    """Fine-tuning start point: mmcl checkpoints, exports, official CTR-GCN or official MMCL files.
+
+    The file is read once (:func:`mmcl.checkpoints.open_checkpoint`); a misfit is explained from its
+    card. An official MMCL checkpoint also initialises the FAM/FRM heads that are switched on.
+    """
+    opened = open_checkpoint(path)
+    opened.load_into(backbone)
+    if heads is not None and opened.kind == "official-mmcl":
+        from mmcl.checkpoints.official_mmcl import load_mmcl_checkpoint
+
+        report = load_mmcl_checkpoint(backbone, heads, opened.official_state, load_encoder=True)
+        log.warning("initialised from %s: %s", path, report.summary())
+    elif heads is not None and opened.kind == "mmcl-train" and opened.heads_state:
+        heads.load_state_dict(opened.heads_state)
+    log.warning("initialised %s weights from %s (%s)", opened.kind, path, opened.card.describe())
+
+
