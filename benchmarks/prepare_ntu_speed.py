@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcl.prepare.ntu import _run_chunks, missing_skeletons, prepare_ntu, process_file, warm_up
+from mmcl.formats.ntu import process_file, warm_up
+from mmcl.prepare.ntu import _run_chunks, missing_skeletons, prepare_ntu
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 
 REFERENCE_FIGURE = 110  # files/s quoted for the reference three-script pipeline (single process)

@@ -113,7 +113,7 @@ def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) ->
     cfg.data.val_fraction = 0.3
     results = train(cfg)
     assert results["selection_split"] == "val"
-    from mmcl.datasets.prepared import open_source
+    from mmcl.datasets.sources import open_source
 
     # the whole test split is still evaluated once at the end, with the checkpoint selected on validation
     assert results["test"]["num_samples"] == len(open_source(tiny_data, "test"))

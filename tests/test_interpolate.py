@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmcl.datasets.kinect_v1 import UTD_JOINT_NAMES
+from mmcl.formats.kinect_v1 import UTD_JOINT_NAMES
 from mmcl.skeleton.interpolate import kinect20_to_ntu25
 from mmcl.skeleton.layouts import KINECT20, NTU25
 

@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from mmcl.datasets.kinect_v1 import (
-    UTD_JOINT_NAMES,
-    KinectV1Error,
-    load_class_mapping,
-    load_kinect_v1,
-    load_utd_skeleton,
-    parse_utd_name,
-    zero_shot_preprocess,
-)
+from mmcl.formats.kinect_v1 import UTD_JOINT_NAMES, KinectV1Error, load_kinect_v1, load_utd_skeleton, parse_utd_name
 from mmcl.skeleton.layouts import KINECT20
+from mmcl.skeleton.transforms import zero_shot_preprocess
+from mmcl.zeroshot import load_class_mapping
 
 
 def _seq(t: int = 30) -> np.ndarray:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmcl.prepare import ntu_parse
-from mmcl.prepare.ntu_denoise import process_parsed
-from mmcl.prepare.ntu_parse import (
+from mmcl.formats import ntu_parse
+from mmcl.formats.ntu_denoise import process_parsed
+from mmcl.formats.ntu_parse import (
     NTUParseError,
     NTUPrepareError,
     _Fallback,

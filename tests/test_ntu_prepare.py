@@ -10,16 +10,12 @@ import warnings
 import numpy as np
 import pytest
 
-from mmcl.prepare.ntu import (
-    NTUParseError,
-    benchmark_splits,
-    missing_skeletons,
-    parse_name,
-    prepare_ntu,
-)
-from mmcl.prepare.ntu_denoise import process_parsed
-from mmcl.prepare import ntu_denoise, ntu_parse
-from mmcl.prepare.ntu_parse import _Fallback, _parse_careful, _parse_fast, _parse_numba, _parse_numpy, parse_skeleton
+from mmcl.formats.ntu import parse_name
+from mmcl.formats.ntu_parse import NTUParseError
+from mmcl.prepare.ntu import benchmark_splits, missing_skeletons, prepare_ntu
+from mmcl.formats.ntu_denoise import process_parsed
+from mmcl.formats import ntu_denoise, ntu_parse
+from mmcl.formats.ntu_parse import _Fallback, _parse_careful, _parse_fast, _parse_numba, _parse_numpy, parse_skeleton
 from mmcl.prepare.ntu_synth import format_skeleton, random_sample, sample_name, standing_pose, write_skeleton
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import mmcl
-from mmcl.datasets import DataError, NWUCLASource, PreparedSource, SkeletonDataset, open_source, read_nwucla_json
-from mmcl.datasets.nwucla import nwucla_label, nwucla_split_of, reference_list
+from mmcl.datasets import DataError, NWUCLASource, PreparedSource, SkeletonDataset, open_source
+from mmcl.formats.nwucla import nwucla_label, nwucla_split_of, read_nwucla_json
+from mmcl.datasets.nwucla import reference_list
 from mmcl.prepare.nwucla import prepare_nwucla
 from mmcl.skeleton.transforms import UCLATransform
 

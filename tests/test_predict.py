@@ -14,7 +14,8 @@ from mmcl.checkpoints.official import reference_state_dict
 from mmcl.models import build_backbone
 from mmcl.checkpoints import CardMismatchError, open_checkpoint
 from mmcl.checkpoints.official import infer_backbone_shape
-from mmcl.predict import PredictInputError, RawSkeleton, load_model, model_input, read_skeleton_file
+from mmcl.formats.skeleton_file import RawSkeleton, SkeletonFileError, read_skeleton_file
+from mmcl.predict import load_model, model_input
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 
 from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
@@ -139,10 +140,10 @@ def test_readers_and_model_input(inputs: dict[str, Path], ntu120_official: Path)
 def test_unreadable_inputs_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "clip.avi"
     bad.write_bytes(b"x")
-    with pytest.raises(PredictInputError, match="clip.avi: unsupported file type"):
+    with pytest.raises(SkeletonFileError, match="clip.avi: unsupported file type"):
         read_skeleton_file(bad)
     np.save(tmp_path / "wrong.npy", np.zeros((4, 7)))
-    with pytest.raises(PredictInputError, match="wrong.npy: expected"):
+    with pytest.raises(SkeletonFileError, match="wrong.npy: expected"):
         read_skeleton_file(tmp_path / "wrong.npy")
     raw = RawSkeleton("npy", np.ones((3, 5, 25, 1), np.float32), 1, True)
     with pytest.raises(ValueError, match="25-joint input cannot feed a 10-class Kinect-20"):

@@ -141,7 +141,8 @@ def test_generic_kinect_v1_with_joint_order(official_mmcl: Path, tmp_path: Path,
 def test_zero_shot_applies_the_models_stream(utd_dir: Path, tmp_path: Path) -> None:
     """A bone-motion NTU model gets the zero-shot preprocessing, then its own stream (from the card)."""
     from mmcl.checkpoints import ModelCard
-    from mmcl.datasets.kinect_v1 import load_utd_skeleton, zero_shot_preprocess
+    from mmcl.formats.kinect_v1 import load_utd_skeleton
+    from mmcl.skeleton.transforms import zero_shot_preprocess
     from mmcl.datasets.pipeline import InputSpec
     from mmcl.skeleton.interpolate import kinect20_to_ntu25
     from mmcl.skeleton.modalities import to_stream

@@ -7,20 +7,10 @@ shape, its classes and their names, and its input — layout, persons, **stream*
 transform — applied by :meth:`mmcl.datasets.pipeline.InputSpec.prepare`, the same function the
 evaluation dataset uses, so predict and ``mmcl test`` cannot drift.
 
-Supported files (one sample each):
-
-============  ======================================================================================
-``.skeleton`` raw NTU RGB+D text file: reference parse + denoise + centring (REFERENCE §2), then the
-              model's test transform. A lone actor is duplicated into the second slot for NTU-120
-              models (what the reference NTU-120 preparation stores, REFERENCE §2.6) and left zero
-              otherwise (``lone_actor=``).
-``.json``     NW-UCLA ``all_sqe`` file (T×20×3, Kinect v1).
-``.mat``      UTD-MHAD ``*_skeleton.mat`` (``d_skel``, Kinect v1).
-``.npy``      a prepared array, already centred as in a prepared folder: ``C×T×V×M``, ``T×V×C``
-              (one person) or ``T×(M·V·C)`` (one row of ``x_*.npy``); V = 25 (NTU) or 20 (Kinect v1).
-============  ======================================================================================
-
-A folder argument means every supported file below it. 20-joint (Kinect v1) sequences are fed to an
+Files (one sample each) are read by :func:`mmcl.formats.skeleton_file.read_skeleton_file`
+(``.skeleton``, ``.json``, ``.mat``, ``.npy``). A lone NTU actor is duplicated into the second slot
+for NTU-120 models (what the reference NTU-120 preparation stores, REFERENCE §2.6) and left zero
+otherwise (``lone_actor=``). A folder argument means every supported file below it. 20-joint (Kinect v1) sequences are fed to an
 NTU-25 model only when asked (``cross_layout=True``): interpolated to 25 joints
 (:func:`mmcl.skeleton.interpolate.kinect20_to_ntu25`) and preprocessed as the reference zero-shot
 script does (REFERENCE §9.1). Scores are softmax probabilities of the logits.
@@ -42,25 +32,17 @@ import numpy as np
 import torch
 
 from mmcl.checkpoints import ModelCard, OpenedCheckpoint, open_checkpoint
-from mmcl.checkpoints.official import LAYOUT_BY_JOINTS
-from mmcl.datasets.kinect_v1 import load_utd_skeleton, zero_shot_preprocess
-from mmcl.datasets.nwucla import read_nwucla_json
-from mmcl.prepare.ntu import process_file
+from mmcl.formats.skeleton_file import RawSkeleton, read_skeleton_file
 from mmcl.skeleton.interpolate import kinect20_to_ntu25
-from mmcl.skeleton.transforms import valid_frame_count
+from mmcl.skeleton.transforms import valid_frame_count, zero_shot_preprocess
 
 __all__ = [
     "TOP_K",
-    "SUPPORTED_SUFFIXES",
     "RUNTIMES",
-    "PredictInputError",
     "LoadedModel",
-    "RawSkeleton",
     "Prediction",
     "PredictionReport",
     "load_model",
-    "read_skeleton_file",
-    "expand_inputs",
     "fit_persons",
     "describe_error",
     "model_input",
@@ -69,14 +51,9 @@ __all__ = [
 ]
 
 TOP_K = 5  # top-5 accuracy/predictions, as everywhere in the reference (REFERENCE §6.4)
-SUPPORTED_SUFFIXES = (".skeleton", ".json", ".mat", ".npy")
 RUNTIMES = ("torch", "onnx", "torchscript")
 NTU120_LONE_ACTOR_DUPLICATED = "ntu120"  # REFERENCE §2.6 step 2: the NTU-120 script duplicates a lone actor
 CROSS_LAYOUT_NOTE = "20-joint Kinect-v1 input interpolated to NTU-25 joints (zero-shot preprocessing, REFERENCE §9.1)"
-
-
-class PredictInputError(ValueError):
-    """A skeleton file cannot be classified; the message names the file."""
 
 
 # ----------------------------------------------------------------------------- model
@@ -153,83 +130,6 @@ def load_model(
         model = opened.torchscript_module(dev)
     names = _read_class_names(class_names_file, opened.card.num_classes) if class_names_file else opened.card.class_names
     return LoadedModel(opened, runtime, model, names, dev)
-
-
-# ----------------------------------------------------------------------------- input files
-@dataclass
-class RawSkeleton:
-    """One sample as read from disk: ``data`` C×T×V×M float32 (V = 25 NTU order, or 20 ``KINECT20`` order)."""
-
-    kind: str  # ntu-skeleton | nwucla-json | utd-mat | npy
-    data: np.ndarray
-    num_actors: int  # persons actually present (NTU lone actor: 1)
-    centred: bool  # already centred by the reader (NTU reference pipeline / prepared arrays)
-
-
-def _kinect_seq_to_raw(seq: np.ndarray, kind: str) -> RawSkeleton:
-    return RawSkeleton(kind, np.ascontiguousarray(seq.transpose(2, 0, 1)[..., None]), 1, False)
-
-
-def _read_npy(path: Path) -> RawSkeleton:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise PredictInputError(f"{path}: cannot read .npy ({str(exc).splitlines()[0]})") from None
-    if arr.dtype.kind not in "fiu":
-        raise PredictInputError(f"{path}: array has non-numeric dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
-    if arr.ndim == 4 and arr.shape[0] == 3 and arr.shape[2] in LAYOUT_BY_JOINTS:  # C×T×V×M
-        x = arr
-    elif arr.ndim == 3 and arr.shape[1] in LAYOUT_BY_JOINTS and arr.shape[2] == 3:  # T×V×C, one person
-        x = arr.transpose(2, 0, 1)[..., None]
-    elif arr.ndim == 2 and arr.shape[1] % 3 == 0 and any(arr.shape[1] % (3 * v) == 0 for v in (25, 20)):  # T×(M·V·C)
-        v = 25 if arr.shape[1] % 75 == 0 else 20
-        m = arr.shape[1] // (3 * v)
-        x = arr.reshape(arr.shape[0], m, v, 3).transpose(3, 0, 2, 1)
-    else:
-        raise PredictInputError(
-            f"{path}: expected a C×T×V×M, T×V×C or T×(M·V·C) array with C = 3 and V = 25 or 20, got shape {arr.shape}"
-        )
-    if x.shape[1] < 1:
-        raise PredictInputError(f"{path}: no frames")
-    if not np.isfinite(x).all():
-        raise PredictInputError(f"{path}: contains NaN or infinite coordinates")
-    persons = int(sum(bool(np.any(x[..., m])) for m in range(x.shape[-1])))
-    return RawSkeleton("npy", np.ascontiguousarray(x), max(persons, 1), True)
-
-
-def read_skeleton_file(path: str | os.PathLike[str]) -> RawSkeleton:
-    """Read one skeleton file of a supported kind (see the module docstring); errors name the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise PredictInputError(f"{p}: file not found" if not p.exists() else f"{p}: not a file")
-    suffix = p.suffix.lower()
-    if suffix == ".skeleton":
-        sample = process_file(p)
-        t = sample.joints.shape[0]
-        x = sample.joints.reshape(t, 2, 25, 3).transpose(3, 0, 2, 1)  # T×(M·V·C) -> C×T×V×M (REFERENCE §2.8)
-        return RawSkeleton("ntu-skeleton", np.ascontiguousarray(x, dtype=np.float32), int(sample.num_actors), True)
-    if suffix == ".json":
-        return _kinect_seq_to_raw(read_nwucla_json(p), "nwucla-json")
-    if suffix == ".mat":
-        return _kinect_seq_to_raw(load_utd_skeleton(p), "utd-mat")
-    if suffix == ".npy":
-        return _read_npy(p)
-    raise PredictInputError(f"{p}: unsupported file type {suffix or '(none)'!r}; use .skeleton, .json, .mat or .npy")
-
-
-def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files as given; a folder means every supported file below it (sorted). An empty folder is an error."""
-    out: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
-            if not found:
-                raise PredictInputError(f"{p}: a folder without skeleton files ({', '.join(SUPPORTED_SUFFIXES)})")
-            out += found
-        else:
-            out.append(os.fspath(p))
-    return out
 
 
 def fit_persons(x: np.ndarray, persons: int, duplicate_lone: bool = False) -> np.ndarray:

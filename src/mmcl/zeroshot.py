@@ -4,7 +4,7 @@ The reference script (§9.1) evaluates an NTU-120 MMCL model on the UTD-MHAD sam
 actions mapped to NTU classes (§9.2, shipped as ``resources/zero_shot/utd_to_ntu120.tsv``; any
 file of the same form replaces it). Per sample: Kinect v1 (20 joints) -> NTU-25
 (:func:`~mmcl.skeleton.interpolate.kinect20_to_ntu25`; the reference leaves this conversion out,
-§9.3), then :func:`~mmcl.datasets.kinect_v1.zero_shot_preprocess` (zero second person, centring on
+§9.3), then :func:`~mmcl.skeleton.transforms.zero_shot_preprocess` (zero second person, centring on
 J2 of frame 0, centre crop p = 0.95, resize to 64), ``S = model(x)``; top-1 / top-5 hit against
 the mapped NTU label. The script never prints its accuracies; here they are reported overall and
 per mapped source action.
@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from mmcl.io import atomic_savez
-from mmcl.predict import TOP_K, LoadedModel, RawSkeleton, describe_error, load_model, model_input
+from mmcl.formats.skeleton_file import RawSkeleton
+from mmcl.predict import TOP_K, LoadedModel, describe_error, load_model, model_input
 
 __all__ = [
     "ZERO_SHOT_DATASETS",
@@ -41,10 +42,11 @@ __all__ = [
     "evaluate_zero_shot",
     "read_joint_order",
     "mapping_descriptions",
+    "load_class_mapping",
 ]
 
 ZERO_SHOT_DATASETS = ("utd-mhad", "kinect-v1")
-KINECT_V1_SUFFIXES = (".npy", ".mat", ".json")  # what mmcl.datasets.kinect_v1.load_kinect_v1 reads
+KINECT_V1_SUFFIXES = (".npy", ".mat", ".json")  # what mmcl.formats.kinect_v1.load_kinect_v1 reads
 _REPORT_FIRST = 5  # names shown when listing missing items
 
 
@@ -170,6 +172,27 @@ class ZeroShotReport:
 
 
 # ----------------------------------------------------------------------------- inputs
+def load_class_mapping(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """Source action id -> NTU-120 0-based label; default: the UTD-MHAD table of REFERENCE §9.2."""
+    if path is None:
+        text = resources.files("mmcl").joinpath("resources", "zero_shot", "utd_to_ntu120.tsv").read_text("utf-8")
+        where = "utd_to_ntu120.tsv"
+    else:
+        text, where = Path(path).read_text(encoding="utf-8"), str(path)
+    mapping: dict[str, int] = {}
+    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    for i, line in enumerate(rows[1:], start=2):
+        fields = line.split("\t")
+        try:
+            label = int(fields[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"{where}: data row {i}: expected '<action>\\t<0-based label>', got {line!r}") from None
+        if not 0 <= label < 120:
+            raise ValueError(f"{where}: data row {i}: label {label} outside 0..119")
+        mapping[fields[0].strip()] = label
+    return mapping
+
+
 def mapping_descriptions(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """Optional third column (source action name) of a mapping TSV, by action id."""
     if path is None:
@@ -197,7 +220,7 @@ def read_joint_order(path: str | os.PathLike[str]) -> list[str]:
 
 def _action_of(path: Path, dataset: str) -> str | None:
     if dataset == "utd-mhad":
-        from mmcl.datasets.kinect_v1 import parse_utd_name
+        from mmcl.formats.kinect_v1 import parse_utd_name
 
         try:
             a, _, _ = parse_utd_name(path)
@@ -237,7 +260,7 @@ def find_samples(data: str | os.PathLike[str], dataset: str, mapping: Mapping[st
 
 
 def _read_sequence(sample: ZeroShotSample, dataset: str, joint_order: Sequence[str] | None) -> np.ndarray:
-    from mmcl.datasets.kinect_v1 import load_kinect_v1, load_utd_skeleton
+    from mmcl.formats.kinect_v1 import load_kinect_v1, load_utd_skeleton
 
     if dataset == "utd-mhad":
         return load_utd_skeleton(sample.path)
@@ -321,7 +344,6 @@ def evaluate_zero_shot(
     Files that fail to load are reported in ``failures``; the others are evaluated. The model's
     stream (from its card, or ``stream`` for official weights) is applied after the preprocessing.
     """
-    from mmcl.datasets.kinect_v1 import load_class_mapping
 
     if dataset not in ZERO_SHOT_DATASETS:
         raise ValueError(f"unknown zero-shot dataset {dataset!r}; choose from {list(ZERO_SHOT_DATASETS)}")

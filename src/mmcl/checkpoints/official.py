@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from mmcl.skeleton.layouts import LAYOUT_BY_JOINTS
+
 __all__ = [
     "official_key",
     "to_our_keys",
@@ -187,8 +189,6 @@ def to_our_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dic
     return OrderedDict((ours, state_dict[off]) for off, ours in key_map.items())
 
 
-# joints of a graph -> layout (mmcl.skeleton.layouts)
-LAYOUT_BY_JOINTS = {25: "ntu25", 20: "kinect20"}
 
 
 def _first(sd: Mapping[str, torch.Tensor], *keys: str) -> torch.Tensor | None:

@@ -151,7 +151,8 @@ def _notes(notes: list[str]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mmcl.predict import expand_inputs, load_model, predict_files
+    from mmcl.formats.skeleton_file import expand_inputs
+    from mmcl.predict import load_model, predict_files
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")

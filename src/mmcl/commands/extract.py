@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import warnings
 from datetime import datetime, timezone
@@ -22,8 +21,6 @@ from mmcl.io import atomic_write_json
 
 __all__ = ["register", "dataset_names", "folder_names"]
 
-#: NTU sample names look like S001C001P001R001A001.
-_NTU_NAME = re.compile(r"^S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}$")
 #: How many names a summary lists per problem (the JSON report / ``--json`` has all).
 _SHOW = 10
 #: Mirrors of ``mmcl.modalities.text`` constants, so building the parser does not import torch
@@ -197,7 +194,8 @@ def _splits(split: str) -> list[str]:
 
 def dataset_names(path: str | Path, split: str = "all") -> list[str]:
     """Sample names of a dataset path (prepared folder, reference .npz, NW-UCLA folder), split order, unique."""
-    from mmcl.datasets.prepared import ReferenceNpzSource, open_source
+    from mmcl.datasets.prepared import ReferenceNpzSource
+    from mmcl.datasets.sources import open_source
 
     names: list[str] = []
     for s in _splits(split):
@@ -329,7 +327,7 @@ def _rgb_jobs(args: argparse.Namespace, detector: str) -> list[Any]:
     if detector == "skeleton":
         raise ValueError("--detector skeleton needs --prepared DIR (an NTU prepared folder with colour joints); use hog, opencv-dnn or yolo for other videos")
     if args.two_person == "auto":
-        two_person: Any = lambda n: bool(_NTU_NAME.match(n)) and is_two_person_ntu(n)  # noqa: E731
+        two_person: Any = is_two_person_ntu  # NTU names: by action; other names: one person
     else:
         two_person = args.two_person == "yes"
     jobs = video_rgb_jobs(videos, pattern=args.pattern, two_person=two_person, name_suffix=args.name_suffix)

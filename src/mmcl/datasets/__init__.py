@@ -6,14 +6,10 @@ from __future__ import annotations
 from importlib import resources
 
 from mmcl.datasets.base import DataError, EpochSampler, SkeletonDataset, SkeletonSource
-from mmcl.datasets.nwucla import NWUCLASource, read_nwucla_json
-from mmcl.datasets.prepared import (
-    PreparedSource,
-    ReferenceNpzSource,
-    normalize_split,
-    open_source,
-    write_prepared,
-)
+from mmcl.datasets.nwucla import NWUCLASource
+from mmcl.datasets.prepared import PreparedSource, ReferenceNpzSource, write_prepared
+from mmcl.datasets.sources import open_source
+from mmcl.datasets.splits import normalize_split
 
 __all__ = [
     "DataError",
@@ -21,7 +17,6 @@ __all__ = [
     "SkeletonDataset",
     "SkeletonSource",
     "NWUCLASource",
-    "read_nwucla_json",
     "PreparedSource",
     "ReferenceNpzSource",
     "normalize_split",

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from mmcl.formats.errors import DataError
 from mmcl.skeleton.layouts import SkeletonLayout, get_layout
 from mmcl.skeleton.modalities import STREAMS, to_stream
 
@@ -28,26 +28,6 @@ __all__ = ["DataError", "SkeletonSource", "Transform", "SkeletonDataset", "Epoch
 
 ItemKey = int | tuple[int, int]
 Transform = Callable[[np.ndarray, int | None, np.random.Generator], np.ndarray]
-
-
-class DataError(ValueError):
-    """Unreadable or invalid input data; the message names the file, the sample and the problem.
-
-    Constructed as ``DataError(problem, path=..., sample=...)``; a single positional message
-    also works (so the error survives pickling and DataLoader worker re-raising).
-    """
-
-    def __init__(self, problem: str, path: str | Path | None = None, sample: str | int | None = None) -> None:
-        where = []
-        if path is not None:
-            where.append(str(path))
-        if sample is not None:
-            where.append(f"sample {sample}")
-        message = f"{', '.join(where)}: {problem}" if where else problem
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-        self.sample = sample
-        self.problem = problem
 
 
 @runtime_checkable

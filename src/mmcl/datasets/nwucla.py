@@ -5,9 +5,8 @@ Order: the reference sample lists (shipped in ``mmcl/resources/nwucla``), so sam
 is the reference feeder's sample ``i``. Labels come from the action id in the file name
 (a01..a12 -> 0..9), names are the file stems. All files of a split are loaded once (small).
 
-Error policy: :func:`read_nwucla_json` raises :class:`~mmcl.datasets.base.DataError`
-naming the file and the problem (missing file, invalid JSON, no frames, wrong joint or
-coordinate count, NaN/inf). :class:`NWUCLASource` loads a whole split, so it skips bad or
+Error policy: :func:`mmcl.formats.nwucla.read_nwucla_json` raises
+:class:`~mmcl.formats.errors.DataError` naming the file and the problem. :class:`NWUCLASource` loads a whole split, so it skips bad or
 missing files and logs one warning at the end with the count and the first names;
 files present in the folder but absent from the lists are included by the view rule and
 reported too. The problems stay available as ``source.skipped`` / ``source.unlisted``.
@@ -15,9 +14,7 @@ reported too. The problems stay available as ``source.skipped`` / ``source.unlis
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -26,59 +23,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmcl.datasets.base import DataError
-from mmcl.datasets.prepared import normalize_split
+from mmcl.datasets.splits import normalize_split
+from mmcl.formats.nwucla import NWUCLA_NUM_CLASSES, nwucla_label, nwucla_split_of, read_nwucla_json
 
-__all__ = [
-    "NWUCLA_ACTION_TO_LABEL",
-    "NWUCLA_VIEWS",
-    "NWUCLA_NUM_JOINTS",
-    "parse_nwucla_name",
-    "nwucla_label",
-    "nwucla_split_of",
-    "reference_list",
-    "read_nwucla_json",
-    "NWUCLASource",
-]
+__all__ = ["reference_list", "NWUCLASource"]
 
 log = logging.getLogger(__name__)
 
-# REFERENCE §3.3 / §10.2: action ids a07 and a10 do not exist.
-NWUCLA_ACTION_TO_LABEL: dict[int, int] = {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: 5, 8: 6, 9: 7, 11: 8, 12: 9}
-# REFERENCE §3.3 cross-view protocol: views 1, 2 train; view 3 test.
-NWUCLA_VIEWS: dict[str, tuple[int, ...]] = {"train": (1, 2), "test": (3,)}
-NWUCLA_NUM_JOINTS = 20  # Kinect v1 (shared/data/README.md, layout KINECT20)
-NWUCLA_NUM_CLASSES = 10
 # List files shipped with the package (copies of the reference feeder's literal lists).
 _LIST_FILES = {"train": "nwucla_train_list.tsv", "test": "nwucla_val_list.tsv"}
-_NAME_RE = re.compile(r"^a(\d{2})_s(\d{2})_e(\d{2})_v(\d{2})$")
 _REPORT_FIRST = 5  # names shown in a warning
-
-
-def parse_nwucla_name(stem: str) -> tuple[int, int, int, int]:
-    """``aAA_sSS_eEE_vVV`` -> ``(action, subject, episode, view)``; ValueError otherwise."""
-    m = _NAME_RE.match(stem)
-    if m is None:
-        raise ValueError(f"{stem!r} is not an NW-UCLA name aAA_sSS_eEE_vVV")
-    a, s, e, v = (int(g) for g in m.groups())
-    return a, s, e, v
-
-
-def nwucla_label(stem: str) -> int:
-    """0-based label from the file name's action id (REFERENCE §3.3)."""
-    action = parse_nwucla_name(stem)[0]
-    try:
-        return NWUCLA_ACTION_TO_LABEL[action]
-    except KeyError:
-        raise ValueError(f"{stem!r}: action a{action:02d} is not an NW-UCLA class") from None
-
-
-def nwucla_split_of(stem: str) -> str:
-    """``"train"`` or ``"test"`` by camera view (cross-view protocol)."""
-    view = parse_nwucla_name(stem)[3]
-    for split, views in NWUCLA_VIEWS.items():
-        if view in views:
-            return split
-    raise ValueError(f"{stem!r}: view {view} is not part of the cross-view protocol")
 
 
 def reference_list(split: str) -> list[str]:
@@ -87,37 +41,6 @@ def reference_list(split: str) -> list[str]:
     text = resources.files("mmcl").joinpath("resources", "nwucla", _LIST_FILES[s]).read_text(encoding="utf-8")
     rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
     return [row[1] for row in rows]
-
-
-def read_nwucla_json(path: str | Path) -> np.ndarray:
-    """One ``all_sqe`` file -> ``T×20×3`` float32 skeleton sequence; DataError on bad input."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError("file does not exist", p)
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"invalid JSON: {exc}", p) from None
-    if not isinstance(obj, dict) or "skeletons" not in obj:
-        raise DataError('no "skeletons" key', p)
-    frames = obj["skeletons"]
-    if not isinstance(frames, list) or len(frames) == 0:
-        raise DataError("zero frames", p)
-    try:
-        seq = np.asarray(frames, dtype=np.float64)
-    except (ValueError, TypeError):
-        joint_counts = sorted({len(f) for f in frames if isinstance(f, list)})
-        problem = f"wrong joint count (ragged frames, joints per frame: {joint_counts}); expected {NWUCLA_NUM_JOINTS}"
-        raise DataError(problem, p) from None
-    if seq.ndim != 3 or seq.shape[1] != NWUCLA_NUM_JOINTS:
-        joints = seq.shape[1] if seq.ndim >= 2 else "?"
-        raise DataError(f"wrong joint count {joints} (shape {seq.shape}); expected {NWUCLA_NUM_JOINTS}", p)
-    if seq.shape[2] != 3:
-        raise DataError(f"expected 3 coordinates per joint, got {seq.shape[2]}", p)
-    if not np.isfinite(seq).all():
-        bad = int(np.flatnonzero(~np.isfinite(seq).all(axis=(1, 2)))[0])
-        raise DataError(f"NaN or infinite coordinates (first at frame {bad})", p)
-    return seq.astype(np.float32)
 
 
 def _summarise(items: Sequence[tuple[str, str]]) -> str:

@@ -8,7 +8,6 @@
 * :func:`write_prepared` is the one writer used by every preparer (NTU, NW-UCLA, demo):
   each file is written to a temporary name and moved into place with ``os.replace``;
   ``meta.json`` is written last, so a folder with a current meta.json is complete.
-* :func:`open_source` picks the right source for a path.
 
 Error policy: these sources are memory-mapped and too large to scan when opened, so a
 structural problem (missing file, wrong shape, inconsistent counts) raises
@@ -30,37 +29,26 @@ from typing import Any
 
 import numpy as np
 
-from mmcl.datasets.base import DataError, SkeletonSource
+from mmcl.datasets.base import DataError
+from mmcl.datasets.splits import SPLITS, normalize_split
 from mmcl.io import atomic_save_npy, atomic_write_text
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import valid_frame_count
 
 __all__ = [
-    "SPLITS",
-    "normalize_split",
     "frames_to_ctvm",
     "ctvm_to_frames",
     "ReferenceNpzSource",
     "PreparedSource",
     "write_prepared",
-    "open_source",
 ]
 
-SPLITS = ("train", "test")
 NUM_CHANNELS = 3  # xyz
 NTU_LAYOUT = "ntu25"  # REFERENCE §2.8: 150 = 2 actors × 25 joints × xyz
 META_FILE = "meta.json"
 META_REQUIRED = ("dataset", "benchmark", "layout", "num_classes", "num_persons")
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
 _ZIP_LOCAL_HEADER_SIZE = 30  # fixed part of a zip local file header
-
-
-def normalize_split(split: str) -> str:
-    """``"train"`` or ``"test"``; ``"val"`` is accepted as the test split (NW-UCLA naming)."""
-    s = "test" if split == "val" else split
-    if s not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)} (or 'val')")
-    return s
 
 
 def frames_to_ctvm(frames: np.ndarray, num_joints: int, channels: int = NUM_CHANNELS) -> np.ndarray:
@@ -342,26 +330,3 @@ def write_prepared(
     out["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write_text(meta_path, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     return root
-
-
-def open_source(path: str | Path, split: str, **kwargs: Any) -> SkeletonSource:
-    """Open a skeleton source by looking at ``path``.
-
-    A ``.npz`` file -> :class:`ReferenceNpzSource`; a folder with ``meta.json`` ->
-    :class:`PreparedSource`; a folder of ``*.json`` files (NW-UCLA ``all_sqe``) ->
-    :class:`~mmcl.datasets.nwucla.NWUCLASource`. Extra keyword arguments go to that class.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise DataError("does not exist", p)
-    if p.is_file():
-        if p.suffix == ".npz":
-            return ReferenceNpzSource(p, split, **kwargs)
-        raise DataError("is a file but not a .npz; expected a .npz, a prepared folder or an all_sqe folder", p)
-    if (p / META_FILE).is_file():
-        return PreparedSource(p, split, **kwargs)
-    if any(child.suffix == ".json" for child in p.iterdir()):
-        from mmcl.datasets.nwucla import NWUCLASource
-
-        return NWUCLASource(p, split, **kwargs)
-    raise DataError("is neither a prepared folder (meta.json) nor an NW-UCLA all_sqe folder (*.json)", p)

@@ -16,18 +16,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["recording_group", "carve_validation", "SubsetSource"]
+from mmcl.formats.ntu import is_ntu_name, parse_name
 
-_NTU_NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+__all__ = ["SPLITS", "normalize_split", "recording_group", "carve_validation", "SubsetSource"]
+
+SPLITS = ("train", "test")
+
 _UCLA_NAME = re.compile(r"^(a\d{2}_s\d{2}_e\d{2})_v\d{2}")
+
+
+def normalize_split(split: str) -> str:
+    """``"train"`` or ``"test"``; ``"val"`` is accepted as the test split (NW-UCLA naming)."""
+    s = "test" if split == "val" else split
+    if s not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)} (or 'val')")
+    return s
 
 
 def recording_group(name: str) -> str:
     """Name of the recording a sample belongs to (the sample name without its camera/view)."""
-    m = _NTU_NAME.match(name)
-    if m:
-        s, _c, p, r, a = m.groups()
-        return f"S{s}P{p}R{r}A{a}"
+    if is_ntu_name(name[:20]):  # SsssCcccPpppRrrrAaaa, possibly followed by a suffix
+        s, _c, p, r, a = parse_name(name[:20])
+        return f"S{s:03d}P{p:03d}R{r:03d}A{a:03d}"
     m = _UCLA_NAME.match(name)
     if m:
         return m.group(1)

@@ -411,7 +411,7 @@ def colors_from_skeleton_file(path: str | Path, max_bodies: int = 2) -> np.ndarr
     skeleton frame t is video frame t. Bodies are taken in order of first appearance (no
     denoising: prefer the prepared ``colors_{split}.npy`` for multi-body samples).
     """
-    from mmcl.prepare.ntu_parse import parse_skeleton_file
+    from mmcl.formats.ntu_parse import parse_skeleton_file
 
     parsed = parse_skeleton_file(path)
     total = parsed.num_frames + len(parsed.dropped_frames)

@@ -35,6 +35,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from mmcl.formats.ntu import is_ntu_name, parse_name
+
 #: NTU action numbers (1-based) performed by two people (REFERENCE §7.7).
 NTU_TWO_PERSON_ACTIONS: frozenset[int] = frozenset(range(50, 61)) | frozenset(range(106, 121))
 #: Fraction of the longer side of the tight joint box added on every side (documented choice).
@@ -77,11 +79,8 @@ class Box:
 
 
 def is_two_person_ntu(name: str) -> bool:
-    """Two-person class from the NTU name's last three characters (the action number)."""
-    try:
-        return int(name[-3:]) in NTU_TWO_PERSON_ACTIONS
-    except ValueError:
-        return False
+    """Two-person class from an NTU sample name's action number; False for other names."""
+    return is_ntu_name(name) and parse_name(name)[4] in NTU_TWO_PERSON_ACTIONS
 
 
 def expand_box(box: Box, margin: float, width: int, height: int) -> Box:

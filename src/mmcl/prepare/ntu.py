@@ -1,7 +1,7 @@
 """NTU RGB+D 60/120: raw ``.skeleton`` folders -> prepared benchmark folders (REFERENCE §2).
 
 Pipeline: scan the folders, drop the samples of the shipped missing-skeleton lists (§2.1), parse and
-denoise every file in worker processes (:mod:`.ntu_parse`, :mod:`.ntu_denoise`), then pad to
+denoise every file in worker processes (:mod:`mmcl.formats.ntu`), then pad to
 ``T = 300`` and write every benchmark split in the reference row order (§2.7).
 
 Padding length: the reference pads to the dataset maximum of denoised frame counts, which is 300 on
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -45,20 +44,15 @@ import numpy as np
 import mmcl
 from mmcl.datasets.prepared import write_prepared
 from mmcl.io import atomic_savez, atomic_write_text
-from mmcl.prepare import ntu_denoise, ntu_parse
-from mmcl.prepare.ntu_denoise import DenoisedSample, NTUDenoiseError, process_parsed
-from mmcl.prepare.ntu_parse import NTU_NUM_JOINTS, NTUParseError, NTUPrepareError, parse_skeleton_file
+from mmcl.formats.ntu import parse_name, process_file, warm_up
+from mmcl.formats.ntu_denoise import NTUDenoiseError
+from mmcl.formats.ntu_parse import NTU_NUM_JOINTS, NTUParseError, NTUPrepareError
 
 __all__ = [
     "prepare_ntu",
     "PrepareReport",
-    "NTUPrepareError",
-    "NTUParseError",
-    "NTUDenoiseError",
-    "process_file",
     "benchmark_splits",
     "missing_skeletons",
-    "parse_name",
     "NTU_MAX_FRAMES",
     "BENCHMARKS",
 ]
@@ -86,17 +80,7 @@ TEST_CAMERAS = (1,)
 # Two-person classes (REFERENCE §10.1), used to flag denoising results that look wrong (fixes §12.22).
 TWO_PERSON_CLASSES = frozenset(range(50, 61)) | frozenset(range(106, 121))
 
-_NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
 _CACHE_FORMAT = 1
-
-
-def parse_name(name: str) -> tuple[int, int, int, int, int]:
-    """(setup, camera, performer, replication, action) of ``SsssCcccPpppRrrrAaaa``, 1-based."""
-    m = _NAME.match(name)
-    if not m:
-        raise ValueError(f"not an NTU sample name: {name!r}")
-    s, c, p, r, a = (int(g) for g in m.groups())
-    return s, c, p, r, a
 
 
 def missing_skeletons(dataset: str) -> frozenset[str]:
@@ -132,23 +116,6 @@ def benchmark_splits(names: Sequence[str], dataset: str, benchmark: str) -> tupl
 
 
 # --- per-file work (runs in worker processes) ---------------------------------------------------
-
-
-def process_file(path: str | os.PathLike[str], *, fix_quirks: bool = False) -> DenoisedSample:
-    """Parse and denoise one ``.skeleton`` file; raises :class:`NTUPrepareError` on bad input."""
-    parsed = parse_skeleton_file(path)
-    return process_parsed(parsed, fix_quirks=fix_quirks, path=os.fspath(path))
-
-
-def warm_up() -> bool:
-    """Compile (or load from numba's on-disk cache) the compiled parser and denoiser helpers.
-
-    Called once per process before files are processed, so compile time is never counted per
-    file. Returns whether the compiled (numba) path is available.
-    """
-    compiled = ntu_parse.warm_up()
-    ntu_denoise.warm_up()
-    return compiled
 
 
 def _process_chunk(

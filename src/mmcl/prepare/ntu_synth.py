@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcl.prepare.ntu_parse import NTU_NUM_JOINTS
+from mmcl.formats.ntu_parse import NTU_NUM_JOINTS
 
 __all__ = ["Body", "format_skeleton", "write_skeleton", "standing_pose", "random_sample", "sample_name"]
 

@@ -21,7 +21,7 @@ from mmcl.checkpoints import OpenedCheckpoint, open_checkpoint
 from mmcl.config import Config
 from mmcl.datasets.base import EpochSampler
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
-from mmcl.datasets.prepared import open_source
+from mmcl.datasets.sources import open_source
 from mmcl.io import atomic_write_bytes
 from mmcl.results.metrics import compute_metrics, write_metrics
 from mmcl.results.plots import plot_confusion, plot_per_class

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SkeletonLayout", "NTU25", "KINECT20", "get_layout", "LAYOUTS"]
+__all__ = ["SkeletonLayout", "NTU25", "KINECT20", "get_layout", "LAYOUTS", "LAYOUT_BY_JOINTS"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ KINECT20 = SkeletonLayout(
 )
 
 LAYOUTS: dict[str, SkeletonLayout] = {NTU25.name: NTU25, KINECT20.name: KINECT20}
+LAYOUT_BY_JOINTS: dict[int, str] = {layout.num_joints: name for name, layout in LAYOUTS.items()}  # files say only V
 
 
 def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:

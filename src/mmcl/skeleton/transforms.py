@@ -29,6 +29,8 @@ __all__ = [
     "NTU_TEST_P_INTERVAL",
     "NTU_ROTATION_THETA",
     "UCLA_WINDOW",
+    "ZERO_SHOT_WINDOW",
+    "zero_shot_preprocess",
     "valid_frame_count",
     "crop_bounds",
     "resize_time",
@@ -54,6 +56,8 @@ UCLA_MAX_ANGLE_DEG = 60  # REFERENCE §3.3: UniformInt{-60..60} degrees
 UCLA_SCALE_RANGE = (0.5, 1.5)  # REFERENCE §3.3: s ~ U(0.5, 1.5) (cancelled by normalisation)
 UCLA_INDEX_REPEATS = 100  # REFERENCE §3.3: multiset {0..T-1} with each index repeated 100 times
 UCLA_CENTER_JOINT = 1  # REFERENCE §3.3: centre on joint index 1 (J2) of frame 0
+ZERO_SHOT_WINDOW = 64  # REFERENCE §9.1 step 5 (the NTU test window)
+ZERO_SHOT_P_INTERVAL = (0.95,)  # REFERENCE §9.1 step 5 / §3.1 test crop
 
 
 def valid_frame_count(x: np.ndarray) -> int:
@@ -293,3 +297,21 @@ class UCLATransform:
 
     def __repr__(self) -> str:
         return f"UCLATransform(train={self.train}, window={self.window})"
+
+
+def zero_shot_preprocess(seq: np.ndarray, window: int = ZERO_SHOT_WINDOW) -> np.ndarray:
+    """T x 25 x 3 NTU-order sequence -> 3 x window x 25 x 2 model input (REFERENCE §9.1 steps 3-5).
+
+    Adds an all-zero second person, centres each person on its J2 (spine middle) of frame 0 (the
+    zero person stays zero) and applies the test crop (p = 0.95) and linear resize.
+    """
+    seq = np.asarray(seq, dtype=np.float32)
+    if seq.ndim != 3 or seq.shape[1:] != (25, 3) or seq.shape[0] < 1:
+        raise ValueError(f"expected T x 25 x 3, got shape {seq.shape}")
+    x = np.zeros((3, seq.shape[0], 25, 2), dtype=np.float32)
+    x[..., 0] = seq.transpose(2, 0, 1)
+    x = x - x[:, 0:1, 1:2, :]  # per person: J2 of frame 0
+    n = valid_frame_count(x)
+    if n < 1:
+        raise ValueError("sequence has no non-zero frame")
+    return crop_resize(x, n, ZERO_SHOT_P_INTERVAL, window, None)

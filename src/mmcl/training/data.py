@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from mmcl.config import Config
 from mmcl.datasets.base import EpochSampler, SkeletonDataset
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
-from mmcl.datasets.prepared import open_source
+from mmcl.datasets.sources import open_source
 from mmcl.datasets.splits import SubsetSource, carve_validation
 from mmcl.skeleton.transforms import NTUTransform, UCLATransform
 

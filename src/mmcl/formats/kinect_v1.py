@@ -1,9 +1,9 @@
-"""Kinect-v1 (20-joint) skeleton datasets for zero-shot transfer: UTD-MHAD and generic files.
+"""Kinect-v1 (20-joint) skeleton files: UTD-MHAD ``.mat`` and generic ``.npy``/``.mat``/``.json``.
 
 UTD-MHAD ``aA_sS_tT_skeleton.mat`` files hold ``d_skel`` (20 x 3 x T) in the UTD joint order
 (``UTD_JOINT_NAMES``: head first, NOT the NW-UCLA/``KINECT20`` order). Loaders return T x 20 x 3
 float32 in ``KINECT20`` order; :func:`mmcl.skeleton.interpolate.kinect20_to_ntu25` then maps them to
-the NTU layout, and :func:`zero_shot_preprocess` reproduces the evaluation input of REFERENCE §9.1.
+the NTU layout, and :func:`mmcl.skeleton.transforms.zero_shot_preprocess` reproduces the evaluation input of REFERENCE §9.1.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,6 @@ __all__ = [
     "load_utd_skeleton",
     "parse_utd_name",
     "load_kinect_v1",
-    "load_class_mapping",
-    "zero_shot_preprocess",
-    "ZERO_SHOT_WINDOW",
 ]
 
 # UTD-MHAD joint order (its documentation), written with the KINECT20 joint names.
@@ -39,8 +35,6 @@ UTD_JOINT_NAMES = (
     "right hip", "right knee", "right ankle", "right foot",
 )
 UTD_KEY = "d_skel"
-ZERO_SHOT_WINDOW = 64  # REFERENCE §9.1 step 5 (the NTU test window)
-ZERO_SHOT_P_INTERVAL = (0.95,)  # REFERENCE §9.1 step 5 / §3.1 test crop
 _UTD_NAME = re.compile(r"^a(\d+)_s(\d+)_t(\d+)")
 
 
@@ -139,44 +133,3 @@ def load_kinect_v1(
     else:
         raise KinectV1Error(f"{p}: unsupported file type {suffix!r} (use .npy, .mat or .json)")
     return _reorder(_check(arr, str(p)), joint_order, str(p))
-
-
-def load_class_mapping(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
-    """Source action id -> NTU-120 0-based label; default: the UTD-MHAD table of REFERENCE §9.2."""
-    if path is None:
-        text = resources.files("mmcl").joinpath("resources", "zero_shot", "utd_to_ntu120.tsv").read_text("utf-8")
-        where = "utd_to_ntu120.tsv"
-    else:
-        text, where = Path(path).read_text(encoding="utf-8"), str(path)
-    mapping: dict[str, int] = {}
-    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    for i, line in enumerate(rows[1:], start=2):
-        fields = line.split("\t")
-        try:
-            label = int(fields[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"{where}: data row {i}: expected '<action>\\t<0-based label>', got {line!r}") from None
-        if not 0 <= label < 120:
-            raise ValueError(f"{where}: data row {i}: label {label} outside 0..119")
-        mapping[fields[0].strip()] = label
-    return mapping
-
-
-def zero_shot_preprocess(seq: np.ndarray, window: int = ZERO_SHOT_WINDOW) -> np.ndarray:
-    """T x 25 x 3 NTU-order sequence -> 3 x window x 25 x 2 model input (REFERENCE §9.1 steps 3-5).
-
-    Adds an all-zero second person, centres each person on its J2 (spine middle) of frame 0 (the
-    zero person stays zero) and applies the test crop (p = 0.95) and linear resize.
-    """
-    from mmcl.skeleton.transforms import crop_resize, valid_frame_count
-
-    seq = np.asarray(seq, dtype=np.float32)
-    if seq.ndim != 3 or seq.shape[1:] != (25, 3) or seq.shape[0] < 1:
-        raise ValueError(f"expected T x 25 x 3, got shape {seq.shape}")
-    x = np.zeros((3, seq.shape[0], 25, 2), dtype=np.float32)
-    x[..., 0] = seq.transpose(2, 0, 1)
-    x = x - x[:, 0:1, 1:2, :]  # per person: J2 of frame 0
-    n = valid_frame_count(x)
-    if n < 1:
-        raise ValueError("sequence has no non-zero frame")
-    return crop_resize(x, n, ZERO_SHOT_P_INTERVAL, window, None)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mmcl.prepare.ntu_parse import NTU_NUM_JOINTS, NTUPrepareError, ParsedBody, ParsedSkeleton
+from mmcl.formats.ntu_parse import NTU_NUM_JOINTS, NTUPrepareError, ParsedBody, ParsedSkeleton
 
 __all__ = [
     "NTUDenoiseError",

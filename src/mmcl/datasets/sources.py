@@ -1,0 +1,33 @@
+"""Open the skeleton source a path holds: a reference NTU ``.npz``, a prepared folder or an NW-UCLA folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mmcl.datasets.base import DataError, SkeletonSource
+from mmcl.datasets.nwucla import NWUCLASource
+from mmcl.datasets.prepared import META_FILE, PreparedSource, ReferenceNpzSource
+
+__all__ = ["open_source"]
+
+
+def open_source(path: str | Path, split: str, **kwargs: Any) -> SkeletonSource:
+    """Open a skeleton source by looking at ``path``.
+
+    A ``.npz`` file -> :class:`ReferenceNpzSource`; a folder with ``meta.json`` ->
+    :class:`PreparedSource`; a folder of ``*.json`` files (NW-UCLA ``all_sqe``) ->
+    :class:`~mmcl.datasets.nwucla.NWUCLASource`. Extra keyword arguments go to that class.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError("does not exist", p)
+    if p.is_file():
+        if p.suffix == ".npz":
+            return ReferenceNpzSource(p, split, **kwargs)
+        raise DataError("is a file but not a .npz; expected a .npz, a prepared folder or an all_sqe folder", p)
+    if (p / META_FILE).is_file():
+        return PreparedSource(p, split, **kwargs)
+    if any(child.suffix == ".json" for child in p.iterdir()):
+        return NWUCLASource(p, split, **kwargs)
+    raise DataError("is neither a prepared folder (meta.json) nor an NW-UCLA all_sqe folder (*.json)", p)

@@ -1,0 +1,27 @@
+"""The error every raw-format reader raises: it names the file, the sample and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["DataError"]
+
+
+class DataError(ValueError):
+    """Unreadable or invalid input data; the message names the file, the sample and the problem.
+
+    Constructed as ``DataError(problem, path=..., sample=...)``; a single positional message
+    also works (so the error survives pickling and DataLoader worker re-raising).
+    """
+
+    def __init__(self, problem: str, path: str | Path | None = None, sample: str | int | None = None) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if sample is not None:
+            where.append(f"sample {sample}")
+        message = f"{', '.join(where)}: {problem}" if where else problem
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.sample = sample
+        self.problem = problem
