@@ -69,7 +69,7 @@ from torch import nn
 
 import mmcl.models
 from mmcl.checkpoints import ModelCard, reference_state_dict
-from mmcl.checkpoints.reader import load_torchscript
+from mmcl.formats.checkpoint_file import load_torchscript
 from mmcl.datasets.pipeline import InputSpec
 from mmcl.export import export_backbone
 from mmcl.io import atomic_write_text

@@ -42,7 +42,7 @@ def stream_state(run_dir: Path) -> str:
 
 
 def train_command(config: str, data: str, stream: str, run_dir: Path, threads: int, extra: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "mmcl.cli", "train", "-c", config, "--data", data, "--stream", stream,
+    cmd = [sys.executable, "-m", "mmcl", "train", "-c", config, "--data", data, "--stream", stream,
            "--work-dir", str(run_dir), "trainer.progress=false", *extra]
     if threads > 0:
         cmd.append(f"trainer.num_threads={threads}")
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None, poll_seconds: float = 5.0) -> int:
         return 1
     if set(args.streams) == set(STREAMS):
         out = Path(stream_work_dir(work_dir, "ensemble_4s"))
-        cmd = [sys.executable, "-m", "mmcl.cli", "ensemble", *[str(runs[s]) for s in STREAMS], "--preset", "ctrgcn-4s",
+        cmd = [sys.executable, "-m", "mmcl", "ensemble", *[str(runs[s]) for s in STREAMS], "--preset", "ctrgcn-4s",
                "--out", str(out)]
         return subprocess.call(cmd)
     return 0

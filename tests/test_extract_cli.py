@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 from mmcl.cli import main  # noqa: E402
-from mmcl.commands import extract as extract_cmd  # noqa: E402
+from mmcl.cli import extract as extract_cmd  # noqa: E402
 from mmcl.datasets.prepared import write_prepared  # noqa: E402
 from mmcl.modalities.composite import REPORT_FILE  # noqa: E402
 from mmcl.modalities.detect import Box  # noqa: E402

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from mmcl.formats.checkpoint_file import unwrap_checkpoint
 from mmcl.skeleton.layouts import LAYOUT_BY_JOINTS
 
 __all__ = [
@@ -96,26 +97,6 @@ def reference_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     model = getattr(model, "_orig_mod", model)
     own = model.state_dict()
     return OrderedDict((off, own[ours]) for off, ours in _key_map(model).items())
-
-
-def unwrap_checkpoint(obj: Mapping) -> Mapping[str, torch.Tensor]:
-    """Take a state_dict out of ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers and strip
-    a ``module.`` prefix (DataParallel) from every key that has it."""
-    while isinstance(obj, Mapping) and not _looks_like_state_dict(obj):
-        for wrapper in ("state_dict", "model", "model_state_dict", "module"):
-            if isinstance(obj.get(wrapper), Mapping):
-                obj = obj[wrapper]
-                break
-        else:
-            raise ValueError(
-                "checkpoint is neither a state_dict (tensors by name) nor a wrapper with a "
-                f"'state_dict' or 'model' entry; top-level keys: {sorted(map(str, obj))[:10]}"
-            )
-    return OrderedDict((k[len("module.") :] if k.startswith("module.") else k, v) for k, v in obj.items())
-
-
-def _looks_like_state_dict(obj: Mapping) -> bool:
-    return len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def split_mmcl_checkpoint(

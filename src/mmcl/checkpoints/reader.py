@@ -18,7 +18,6 @@ Everything is read with ``torch.load(weights_only=True)`` or safetensors: no arb
 from __future__ import annotations
 
 import json
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from mmcl.checkpoints.official import (
 from mmcl.config import Config
 from mmcl.datasets import DATASET_SHAPES, normalize_dataset
 from mmcl.datasets.pipeline import InputSpec
+from mmcl.formats.checkpoint_file import CheckpointError, first_line, load_torchscript, read_checkpoint
 from mmcl.models.ctrgcn import REFERENCE_BASE_CHANNELS
 
 __all__ = ["CheckpointError", "OpenedCheckpoint", "read_checkpoint", "load_torchscript", "open_checkpoint", "exported_files", "CARD_KEY", "ONNX_CARD_KEY"]
@@ -47,69 +47,6 @@ CARD_KEY = "mmcl_card"  # training checkpoints: the card as a dict
 ONNX_CARD_KEY = "mmcl_card"  # exported ONNX: metadata_props entry holding the card as JSON
 EXPORT_JSON, EXPORT_WEIGHTS = "model.json", "model.safetensors"
 _FLAG_NAMES = {"layout": "--layout", "num_classes": "--num-classes", "num_persons": "--persons", "stream": "--stream"}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or does not fit; the message names the file."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _unpickler_reason(exc: BaseException) -> str:
-    """The unpickler's own reason out of PyTorch's long weights_only message (whose advice to set
-    ``weights_only=False`` is wrong for a user: it would run whatever the file holds)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for i, line in enumerate(lines):
-        if "WeightsUnpickler error" in line:
-            rest = line.split("WeightsUnpickler error:", 1)[-1].strip()
-            return rest or (lines[i + 1] if i + 1 < len(lines) else "unreadable")
-    return "unreadable"
-
-
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` of a user file, with errors that name the file and the problem."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
-    with path.open("rb") as fh:
-        head = fh.read(64).lstrip()
-    if head[:1] in (b"{", b"["):
-        raise CheckpointError(f"{path}: a JSON/text file, not a PyTorch checkpoint (an exported model is its folder or model.safetensors)")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        if "unsupported global" in str(exc).lower():
-            problem = "it holds Python objects besides tensors; refused, since loading them could run code"
-        elif "Weights only load failed" in str(exc):
-            problem = f"truncated or not a PyTorch checkpoint ({_unpickler_reason(exc)})"
-        elif isinstance(exc, (zipfile.BadZipFile, EOFError, RuntimeError)) or "pickle" in str(exc).lower():
-            problem = f"truncated or not a PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})"
-        else:
-            problem = f"cannot read it ({type(exc).__name__}: {_first_line(exc)})"
-        raise CheckpointError(f"{path}: {problem}") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
-    return obj
-
-
-def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
-    """A TorchScript file in eval mode (exported skeleton graphs, image encoders), errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"TorchScript file not found: {path}")
-    try:
-        module = torch.jit.load(str(path), map_location=device)
-    except Exception as exc:  # noqa: BLE001 - any failure is a bad file for the user
-        raise CheckpointError(f"{path}: unreadable TorchScript model ({_first_line(exc)})") from None
-    return module.eval()
 
 
 def exported_files(path: Path) -> tuple[Path, Path] | None:
@@ -169,7 +106,7 @@ class OpenedCheckpoint:
         try:
             return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise CheckpointError(f"{path}: unreadable ONNX model ({_first_line(exc)})") from None
+            raise CheckpointError(f"{path}: unreadable ONNX model ({first_line(exc)})") from None
 
     def torchscript_module(self, device: str | torch.device = "cpu") -> nn.Module:
         """The exported TorchScript graph (input: joints after the test transform), in eval mode."""
@@ -183,18 +120,18 @@ def _exported(path: Path, st: Path, js: Path) -> OpenedCheckpoint:
     try:
         info = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{js}: unreadable export description ({_first_line(exc)})") from None
+        raise CheckpointError(f"{js}: unreadable export description ({first_line(exc)})") from None
     try:
         state = load_file(str(st))
     except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"{st}: unreadable safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{st}: unreadable safetensors file ({first_line(exc)})") from None
     try:
         if "card" in info:
             card = ModelCard.from_dict(info["card"])
         else:  # exports of mmcl < card: builder arguments + meta
             card = _legacy_export_card(info)
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{js}: invalid model card ({_first_line(exc)})") from None
+        raise CheckpointError(f"{js}: invalid model card ({first_line(exc)})") from None
     folder = js.parent
     files = {kind: folder / name for kind, name in (info.get("files") or {}).items() if kind in ("onnx", "torchscript") and (folder / name).is_file()}
     return OpenedCheckpoint(path, "mmcl-export", card, dict(state), files=files)
@@ -228,7 +165,7 @@ def _training_checkpoint(path: Path, obj: dict[str, Any]) -> OpenedCheckpoint:
             card = _inferred_card(shape, None, None)
             notes.append(f"{path}: no model card or config; shape read off the weights, joint stream and the layout's reference transform assumed")
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid model card ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: invalid model card ({first_line(exc)})") from None
     return OpenedCheckpoint(path, "mmcl-train", card, dict(backbone), heads_state=dict(heads), notes=notes)
 
 

@@ -34,8 +34,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mmcl.checkpoints.official import unwrap_checkpoint
-from mmcl.checkpoints.reader import load_torchscript, read_checkpoint
+from mmcl.formats.checkpoint_file import load_torchscript, read_checkpoint, unwrap_checkpoint
 
 from .store import FeatureStore, package_versions
 

@@ -1,7 +1,7 @@
 """``mmcl predict``, ``mmcl zero-shot``, ``mmcl export``: using a trained model (thin wrappers).
 
-Libraries: :mod:`mmcl.predict` (model loading from any checkpoint, raw-file classification,
-export glue) and :mod:`mmcl.zeroshot` (REFERENCE §9 evaluation).
+Libraries: :mod:`mmcl.predict` (a model ready from any checkpoint, raw-file classification),
+:mod:`mmcl.export` and :mod:`mmcl.zeroshot` (REFERENCE §9 evaluation).
 """
 
 from __future__ import annotations

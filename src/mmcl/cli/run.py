@@ -1,28 +1,13 @@
-"""The ``mmcl`` command line: arguments in, library calls below, one-line errors out.
-
-User mistakes (missing data, unknown stream, bad checkpoint, bad config key) print one line
-``mmcl: error: …`` and exit with status 2; set ``MMCL_DEBUG=1`` to see the traceback.
-"""
+"""``mmcl train``, ``mmcl test``, ``mmcl info``, ``mmcl demo``: a run of a config, and the built-in job."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any
 
-__all__ = ["main", "build_parser"]
-
-EXAMPLES = """\
-examples:
-  mmcl demo                                   synthetic data, train + evaluate on the CPU (no downloads)
-  mmcl train --config configs/nwucla.yaml --data ../shared/data/nw-ucla/all_sqe --stream bone
-  mmcl train --config configs/ntu120_xsub.yaml --data data/ntu120/xsub optim.base_lr=0.05 trainer.epochs=10
-  mmcl test --checkpoint runs/ntu120_xsub_joint/checkpoints/best.ckpt --data data/ntu120/xsub
-  mmcl info --config configs/ntu120_xsub.yaml
-"""
+__all__ = ["register", "load_run_config"]
 
 
 def _config_args(p: argparse.ArgumentParser, *, config_required: bool = False) -> None:
@@ -33,18 +18,7 @@ def _config_args(p: argparse.ArgumentParser, *, config_required: bool = False) -
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.base_lr=0.05 data.batch_size=32")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmcl",
-        description="Skeleton-based action recognition with multi-modality co-learning (MMCL).",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    from mmcl import __version__
-
-    parser.add_argument("--version", action="version", version=f"mmcl {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train one stream of a benchmark", description="Train a skeleton backbone (optionally with MMCL co-learning), checkpoint every epoch, evaluate the best checkpoint and write scores.npz.")
     _config_args(p)
     p.add_argument("--resume", nargs="?", const="auto", help="continue a run exactly: a checkpoint, a run directory, or nothing (= the run directory's last.ckpt)")
@@ -74,19 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skeleton-only", action="store_true", help="skip the MMCL comparison (plain backbone only)")
     p.set_defaults(func=cmd_demo)
 
-    _register_optional_commands(sub)
-    return parser
 
 
-def _register_optional_commands(sub: Any) -> None:
-    """Commands implemented in other modules register themselves here (kept in one place)."""
-    from mmcl import commands
-
-    commands.register(sub)
-
-
-# ---------------------------------------------------------------------------- helpers
-def _load(args: argparse.Namespace) -> Any:
+def load_run_config(args: argparse.Namespace) -> Any:
     from mmcl.config import load_config, stream_work_dir
 
     overrides = list(getattr(args, "overrides", []) or [])
@@ -121,7 +85,7 @@ def _print_json_or_table(obj: dict[str, Any], as_json: bool) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from mmcl.training.fit import train
 
-    cfg = _load(args)
+    cfg = load_run_config(args)
     results = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if results.get("test"):
         t = results["test"]
@@ -137,7 +101,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from mmcl.checkpoints import open_checkpoint
     from mmcl.results.evaluation import evaluate
 
-    cfg = _load(args)
+    cfg = load_run_config(args)
     # the checkpoint's card decides the model and its input; a config fills in only what official weights lack
     opened = open_checkpoint(args.checkpoint, stream=args.stream, config=cfg if args.config else None)
     for note in opened.notes:
@@ -154,7 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from mmcl.checkpoints import ModelCard
     from mmcl.models.flops import cost_summary, layer_table
 
-    cfg = _load(args)
+    cfg = load_run_config(args)
     model = ModelCard.from_config(cfg).build().eval()
     frames = args.frames or cfg.data.window
     shape = (1, cfg.model.in_channels, frames, _num_joints(cfg.data.layout), cfg.data.num_persons)
@@ -197,49 +161,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------ main
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user gave something wrong', reported in one line."""
-    errors: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError]
-    try:
-        from mmcl.datasets.multimodal import MissingModalityError
-
-        errors.append(MissingModalityError)
-        from mmcl.training.run_dir import RunDirectoryError
-
-        errors.append(RunDirectoryError)
-    except ImportError:  # pragma: no cover - optional pieces missing in a broken install
-        pass
-    return tuple(errors)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("MMCL_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 0
-    from mmcl.memory import keep_freed_memory
-
-    keep_freed_memory()  # large-batch CPU inference: no mmap/munmap per activation (mmcl.memory)
-    try:
-        return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("mmcl: interrupted", file=sys.stderr)
-        return 130
-    except _user_errors() as exc:
-        if os.environ.get("MMCL_DEBUG"):
-            raise
-        text = str(exc).strip()
-        # a report of missing inputs lists names on further lines; anything else is one line
-        message = text if hasattr(exc, "checks") else (text.splitlines()[0] if text else type(exc).__name__)
-        if isinstance(exc, KeyError):
-            message = f"unknown key {message}"
-        print(f"mmcl: error: {message}  (MMCL_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
