@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from mmcl.colearning.losses import _reference_terms, contrastive_loss
 
+pytestmark = pytest.mark.slow  # multi-process / long: outside the fast loop (-m "not slow")
+
 WORLD = 2
 N_PER_RANK, D_IN, D = 3, 5, 4
 

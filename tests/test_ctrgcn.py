@@ -221,6 +221,7 @@ def test_bf16_autocast_close_to_fp32():
     assert m.blocks[0].graph_conv.topology[0].value.weight.grad is not None
 
 
+@pytest.mark.slow
 def test_torch_compile_traces_without_graph_breaks():
     """fullgraph=True fails on any graph break; the eager backend keeps the test fast."""
     torch._dynamo.reset()

@@ -79,6 +79,7 @@ def _train_until_crash(cfg: Config, monkeypatch: pytest.MonkeyPatch):
     return original
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eval_every", [1, 3])
 def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eval_every: int) -> None:
     full = tiny_config(tiny_data, tmp_path / "full", epochs=3, eval_every=eval_every)
@@ -143,6 +144,7 @@ def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) ->
         assert torch.equal(value, fresh.state_dict()[key]), key
 
 
+@pytest.mark.slow
 def test_ema_weights_reported_and_resume_exact(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """trainer.ema_decay: checkpoints hold the averaged weights (raw ones beside them), the final test
     uses the average, and an interrupted EMA run resumes to the same averaged weights."""

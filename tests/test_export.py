@@ -20,7 +20,7 @@ from mmcl.skeleton.modalities import to_stream
 
 SHAPE = (2, 3, 16, 20, 1)
 CARD = ModelCard("ctrgcn", 10, InputSpec("kinect20", 1, stream="bone_motion", transform="ucla", window=16), dataset="nwucla")
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]  # ONNX dynamo export: ~20 s
 
 
 def _calibrated_model() -> nn.Module:

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses: outside the fast loop (-m "not slow")
+
 PROBE = r"""
 import ctypes, sys
 import torch

@@ -67,11 +67,22 @@ def test_mmcl_training_logs_each_term_and_keeps_inference_skeleton_only(world: d
     assert (tmp_path / "mmcl" / "scores.npz").is_file()
 
 
-def test_fam_and_frm_change_training(world: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["fam", "frm"])
+def test_the_auxiliary_loss_and_nothing_else_changes_the_backbone(world: dict[str, Path], tmp_path: Path, module: str) -> None:
+    """With its weight λ = 0 a switched-on module leaves the backbone's training bit for bit as plain
+    training (same data order, same augmentation, no gradient); with the paper's λ it changes every
+    backbone layer, so the auxiliary gradient reaches the whole skeleton model."""
     train(small_config(world, tmp_path / "base", fam=False, frm=False, epochs=1))
-    train(small_config(world, tmp_path / "fam", fam=True, frm=False, epochs=1))
-    a, b = _state(tmp_path / "base"), _state(tmp_path / "fam")
-    assert not torch.equal(a["backbone.fc.weight"], b["backbone.fc.weight"])  # the auxiliary loss reached the backbone
+    zero = small_config(world, tmp_path / "zero", fam=module == "fam", frm=module == "frm", epochs=1)
+    zero.colearning.lambda_contrastive = zero.colearning.lambda_refine = 0.0
+    train(zero)
+    train(small_config(world, tmp_path / "on", fam=module == "fam", frm=module == "frm", epochs=1))
+    base, off, on = _state(tmp_path / "base"), _state(tmp_path / "zero"), _state(tmp_path / "on")
+    backbone = [k for k in base if k.startswith("backbone.") and base[k].is_floating_point() and "running" not in k]
+    assert all(torch.equal(base[k], off[k]) for k in backbone)
+    changed = [k for k in backbone if not torch.equal(base[k], on[k])]
+    assert "backbone.fc.weight" in changed and any(k.startswith("backbone.blocks.0.") for k in changed)
+    assert any(k.startswith(f"heads.{'rgb' if module == 'fam' else 'frm'}.") for k in on)
 
 
 def test_missing_features_stop_the_run_unless_allowed(world: dict[str, Path], tmp_path: Path) -> None:

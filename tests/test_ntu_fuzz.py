@@ -25,6 +25,8 @@ from mmcl.formats.ntu_parse import (
 )
 from mmcl.prepare.ntu_synth import format_skeleton, random_sample
 
+pytestmark = pytest.mark.slow  # multi-process / long: outside the fast loop (-m "not slow")
+
 VALID = format_skeleton(random_sample(np.random.default_rng(0), 14, 2)).encode()
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HAVE_NUMBA = ntu_parse._kernel() is not None

@@ -66,6 +66,10 @@ def test_scores_round_trip_without_pickle(tmp_path: Path) -> None:
         assert data["scores"].dtype == np.float32 and data["scores"].shape == (2, 2)
     n, lab, sc = load_scores(tmp_path / "scores.npz")
     assert n == names and lab.tolist() == [0, 1]
+    assert sc.dtype == np.float32 and np.array_equal(sc, np.array([[1.0, 0.0], [0.2, 0.8]], dtype=np.float32))
+    save_scores(tmp_path / "scores.csv", names, lab, sc)  # the text form committed results use: float32-exact
+    n2, lab2, sc2 = load_scores(tmp_path / "scores.csv")
+    assert n2 == names and np.array_equal(lab2, lab) and np.array_equal(sc2, sc)
 
 
 def test_scores_reject_duplicate_names(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import yaml
 
 from mmcl.demo import prepare_demo_data
 
+pytestmark = pytest.mark.slow  # multi-process / long: outside the fast loop (-m "not slow")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
