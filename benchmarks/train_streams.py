@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mmcl.config import load_config, stream_work_dir
-from mmcl.skeleton.modalities import STREAMS
+from mmcl.skeleton.streams import STREAMS
 
 
 def stream_state(run_dir: Path) -> str:

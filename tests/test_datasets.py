@@ -23,7 +23,7 @@ from mmcl.datasets import (
     open_source,
     write_prepared,
 )
-from mmcl.skeleton.modalities import bone
+from mmcl.skeleton.streams import bone
 from mmcl.skeleton.transforms import NTUTransform
 
 

@@ -16,7 +16,7 @@ from mmcl.checkpoints import ModelCard, open_checkpoint
 from mmcl.datasets.pipeline import InputSpec
 from mmcl.export import GRAPH_INPUT, export_backbone
 from mmcl.models import build_backbone, count_parameters
-from mmcl.skeleton.modalities import to_stream
+from mmcl.skeleton.streams import to_stream
 
 SHAPE = (2, 3, 16, 20, 1)
 CARD = ModelCard("ctrgcn", 10, InputSpec("kinect20", 1, stream="bone_motion", transform="ucla", window=16), dataset="nwucla")

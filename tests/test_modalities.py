@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmcl.skeleton.layouts import KINECT20, NTU25
-from mmcl.skeleton.modalities import STREAMS, bone, joint, motion, to_stream
+from mmcl.skeleton.streams import STREAMS, bone, joint, motion, to_stream
 
 
 def _numbered(num_joints: int, frames: int = 2, persons: int = 1) -> np.ndarray:

@@ -28,7 +28,7 @@ from mmcl.config import Config
 from mmcl.training.fit import train
 from mmcl.prepare.ntu import prepare_ntu
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
-from mmcl.skeleton.modalities import STREAMS
+from mmcl.skeleton.streams import STREAMS
 
 from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
 

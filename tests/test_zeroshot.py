@@ -145,7 +145,7 @@ def test_zero_shot_applies_the_models_stream(utd_dir: Path, tmp_path: Path) -> N
     from mmcl.skeleton.transforms import zero_shot_preprocess
     from mmcl.datasets.pipeline import InputSpec
     from mmcl.skeleton.interpolate import kinect20_to_ntu25
-    from mmcl.skeleton.modalities import to_stream
+    from mmcl.skeleton.streams import to_stream
 
     card = ModelCard("ctrgcn", 120, InputSpec("ntu25", 2, stream="bone_motion"), base_channels=8, dataset="ntu120")
     torch.manual_seed(1)

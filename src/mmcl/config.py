@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from mmcl.skeleton.modalities import STREAMS
+from mmcl.skeleton.streams import STREAMS
 
 __all__ = [
     "Config",

@@ -33,7 +33,7 @@ from mmcl.checkpoints.reader import EXPORT_JSON, EXPORT_WEIGHTS, ONNX_CARD_KEY
 from mmcl.io import atomic_path
 from mmcl.models import cost_summary
 from mmcl.skeleton.layouts import get_layout
-from mmcl.skeleton.modalities import to_stream
+from mmcl.skeleton.streams import to_stream
 
 __all__ = [
     "export_backbone",
@@ -57,7 +57,7 @@ FILE_NAMES = {"safetensors": EXPORT_WEIGHTS, "onnx": "model.onnx", "torchscript"
 class StreamInput(nn.Module):
     """Backbone preceded by the stream conversion, so an exported graph takes joint coordinates.
 
-    Uses :func:`mmcl.skeleton.modalities.to_stream`, the function the data pipeline uses (its torch
+    Uses :func:`mmcl.skeleton.streams.to_stream`, the function the data pipeline uses (its torch
     path is traceable: one gather for bones, a shifted difference for motion).
     """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["register"]
 
-from mmcl.skeleton.modalities import STREAMS  # noqa: E402  (light: numpy only)
+from mmcl.skeleton.streams import STREAMS  # noqa: E402  (light: numpy only)
 
 CHECKPOINT_HELP = "mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / MMCL .pt"
 

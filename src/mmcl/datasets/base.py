@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler
 
 from mmcl.formats.errors import DataError
 from mmcl.skeleton.layouts import SkeletonLayout, get_layout
-from mmcl.skeleton.modalities import STREAMS, to_stream
+from mmcl.skeleton.streams import STREAMS, to_stream
 
 __all__ = ["DataError", "SkeletonSource", "Transform", "SkeletonDataset", "EpochSampler", "ItemKey", "make_input"]
 

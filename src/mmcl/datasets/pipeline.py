@@ -18,7 +18,7 @@ import numpy as np
 from mmcl.config import Config
 from mmcl.datasets.base import SkeletonDataset, SkeletonSource, Transform, make_input
 from mmcl.skeleton.layouts import get_layout
-from mmcl.skeleton.modalities import STREAMS, to_stream
+from mmcl.skeleton.streams import STREAMS, to_stream
 from mmcl.skeleton.transforms import NTU_TEST_P_INTERVAL, NTU_WINDOW, UCLA_WINDOW, NTUTransform, UCLATransform
 
 __all__ = ["TRANSFORMS", "DEFAULT_TRANSFORM", "InputSpec", "make_input", "eval_dataset", "layout_title"]

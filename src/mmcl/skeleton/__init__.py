@@ -1,7 +1,7 @@
 """Skeleton data: joint layouts, input streams (joint/bone/motion) and per-sample transforms."""
 
 from mmcl.skeleton.layouts import KINECT20, LAYOUTS, NTU25, SkeletonLayout, get_layout
-from mmcl.skeleton.modalities import STREAMS, bone, joint, motion, to_stream
+from mmcl.skeleton.streams import STREAMS, bone, joint, motion, to_stream
 from mmcl.skeleton.transforms import (
     NTUTransform,
     UCLATransform,

@@ -81,7 +81,7 @@ def _colearning(cfg: Config, backbone: torch.nn.Module):
     """Heads plus the training-set wrapper that joins extra modalities by sample name."""
     if not (cfg.colearning.fam or cfg.colearning.frm):
         return None, None, None
-    from mmcl.colearning.setup import build_colearning
+    from mmcl.colearning.wiring import build_colearning
 
     return build_colearning(cfg, backbone)
 
