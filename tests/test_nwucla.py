@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,22 @@ def test_real_prepared_round_trip(real: dict[str, NWUCLASource], nwucla_dir: Pat
         rng = np.random.default_rng
         np.testing.assert_array_equal(t(*direct.raw(3), rng(0)), t(*prepared.raw(3), rng(0)))
     assert isinstance(open_source(out, "test"), PreparedSource)
+
+
+@pytest.mark.parametrize(
+    ("skeletons", "message"),
+    [
+        ({"0": [[0, 0, 0]] * 20}, '"skeletons" must be a list of frames, got dict'),
+        (["a", "b", "c"], "each frame must be a list of joints"),
+        ([[[True, 1.0, 2.0]] * 20], "coordinates must be numbers, got bool"),
+        ([[["1.5", "2", "3"]] * 20], "coordinates must be numbers"),
+        ([[[1e39, 1.0, 2.0]] * 20], "beyond float32"),
+        ([[[3.5e38, 1.0, 2.0]] * 20], "beyond float32"),
+    ],
+)
+def test_values_that_would_poison_training_are_refused(tmp_path: Path, skeletons: object, message: str) -> None:
+    """Booleans, numeric strings and values that overflow float32 never reach training as numbers."""
+    path = tmp_path / "a01_s01_e00_v01.json"
+    path.write_text(json.dumps({"skeletons": skeletons}))
+    with pytest.raises(DataError, match=re.escape(message)):
+        read_nwucla_json(path)

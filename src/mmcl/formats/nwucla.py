@@ -70,13 +70,16 @@ def read_nwucla_json(path: str | Path) -> np.ndarray:
     if not p.is_file():
         raise DataError("file does not exist", p)
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        obj = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"invalid JSON: {exc}", p) from None
     if not isinstance(obj, dict) or "skeletons" not in obj:
         raise DataError('no "skeletons" key', p)
     frames = obj["skeletons"]
-    if not isinstance(frames, list) or len(frames) == 0:
+    if not isinstance(frames, list):
+        raise DataError(f'"skeletons" must be a list of frames, got {type(frames).__name__}', p)
+    if len(frames) == 0:
         raise DataError("zero frames", p)
     try:
         raw = np.asarray(frames)
@@ -92,6 +95,8 @@ def read_nwucla_json(path: str | Path) -> np.ndarray:
         else:
             problem = f"ragged joints (coordinates per joint: {coords}); expected 3"
         raise DataError(problem, p)
+    if ("true" in text or "false" in text) and _holds_bool(frames):  # numpy would read true as 1.0
+        raise DataError("coordinates must be numbers, got bool values", p)
     if raw.dtype.kind not in "iuf":
         raise DataError(f"coordinates must be numbers, got {raw.dtype.name} values (strings or booleans?)", p)
     seq = raw.astype(np.float32)  # the finiteness check is on the values training will see
@@ -104,3 +109,9 @@ def read_nwucla_json(path: str | Path) -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(seq).all(axis=(1, 2)))[0])
         raise DataError(f"NaN or infinite coordinates, or beyond float32 (first at frame {bad})", p)
     return seq
+
+
+def _holds_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, list) and any(_holds_bool(v) for v in value)
