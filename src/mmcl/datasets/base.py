@@ -163,6 +163,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
+        epoch_source: Callable[[], int] | None = None,
     ) -> None:
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
@@ -174,15 +175,27 @@ class EpochSampler(Sampler[tuple[int, int]]):
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.drop_last = bool(drop_last)
-        self.epoch = 0
+        self._epoch = 0
+        self.epoch_source = epoch_source
         if self.drop_last:
             self.num_samples = self.length // self.world_size
         else:
             self.num_samples = math.ceil(self.length / self.world_size)
         self.total_size = self.num_samples * self.world_size
 
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration is for: ``epoch_source()`` when given, else the last ``set_epoch``.
+
+        Why a source: a multi-worker DataLoader draws its first indices when its iterator is created,
+        and on ``--resume`` Lightning creates it before calling ``set_epoch`` — the resumed epoch then
+        replayed epoch 0's order and augmentation keys. Asking the trainer's epoch counter (restored
+        from the checkpoint first) gives the right epoch whatever the call order.
+        """
+        return int(self.epoch_source()) if self.epoch_source is not None else self._epoch
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        self._epoch = int(epoch)
 
     def indices(self) -> np.ndarray:
         """This rank's sample indices for the current epoch."""

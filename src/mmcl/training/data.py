@@ -93,11 +93,17 @@ class SkeletonDataModule(pl.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
+    def _current_epoch(self) -> int:
+        """The epoch the fit loop is about to run: the number it passes to ``set_epoch`` (epochs
+        processed), already restored from the checkpoint when a resumed run creates its loaders."""
+        return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
+
     def _loader(self, dataset: Any, *, train: bool, collate_fn: Callable | None = None) -> DataLoader:
         d = self.cfg.data
         rank, world = self._rank_world()
         sampler = EpochSampler(
-            len(dataset), shuffle=train, seed=self.cfg.trainer.seed, rank=rank, world_size=world, drop_last=train
+            len(dataset), shuffle=train, seed=self.cfg.trainer.seed, rank=rank, world_size=world, drop_last=train,
+            epoch_source=self._current_epoch if train else None,
         )
         workers = d.num_workers
         return DataLoader(
