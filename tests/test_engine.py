@@ -253,3 +253,49 @@ def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no_data: does not exist"):
         train(cfg)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_sigkilled_training_with_workers_resumes_bit_for_bit(tiny_data: Path, tmp_path: Path) -> None:
+    """A real `mmcl train` process with 2 DataLoader workers is SIGKILLed after its first checkpoint;
+    `--resume` ends on the uninterrupted run's weights, and no process of the killed run survives."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = [
+        f"data.path={tiny_data}", "data.dataset=synthetic", "data.layout=ntu25", "data.num_classes=12", "data.num_persons=1",
+        "data.window=8", "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=2", "model.base_channels=8",
+        "optim.warmup_epochs=1", "optim.lr_steps=[2]", "trainer.epochs=6", "trainer.progress=false", "trainer.seed=7",
+    ]
+    full = tmp_path / "full"
+    subprocess.run([sys.executable, "-m", "mmcl", "train", *overrides, f"trainer.work_dir={full}"], check=True, capture_output=True, timeout=600)
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "mmcl", "train", *overrides, f"trainer.work_dir={cut}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = cut / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and torch.load(last, weights_only=True)["epoch"] >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the training finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = torch.load(last, weights_only=True)["epoch"]
+    assert 1 <= killed_at < 5
+    for _ in range(100):  # DataLoader workers notice their parent is gone and exit
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the killed training are still running")
+    subprocess.run([sys.executable, "-m", "mmcl", "train", *overrides, f"trainer.work_dir={cut}", "--resume", str(cut)],
+                   check=True, capture_output=True, timeout=600)
+    reference, resumed = _weights(full / "checkpoints" / "last.ckpt"), _weights(last)
+    assert resumed.keys() == reference.keys()
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
