@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from mmcl.colearning.objective import FAMConfig, FRMConfig, build_colearning_heads
 from mmcl.config import load_config
 from mmcl.checkpoints import ModelCard
 from mmcl.skeleton.layouts import get_layout
+from mmcl.training.module import training_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 RGB_DIM = 1000  # Inception-v3 logits, the reference's RGB feature (REFERENCE §7.2)
@@ -82,10 +82,7 @@ def time_steps(backbone, heads, batch, *, steps: int, warmup: int, bf16: bool) -
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             features = backbone.forward_features(batch["x"])
-            logits = backbone.classify(features)
-            loss = F.cross_entropy(logits.float(), batch["label"])
-            if heads is not None:
-                loss = loss + heads.losses(batch, features, logits)["total_aux"]
+            loss, _ = training_loss(features, backbone.classify(features), batch, heads)  # the module's objective
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

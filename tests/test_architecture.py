@@ -16,7 +16,7 @@ SRC = Path(mmcl.__file__).parent
 
 # Lowest first. A package may import only packages listed before it (and itself).
 LAYERS = [
-    "io", "memory", "skeleton", "config",          # plumbing and joint orders
+    "io", "memory", "device", "skeleton", "config",  # plumbing and joint orders
     "formats",                                     # raw files and name rules
     "modalities",                                  # RGB / text features for co-learning
     "datasets",                                    # sources, transforms + streams, splits

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from mmcl.checkpoints import ModelCard, OpenedCheckpoint, open_checkpoint
+from mmcl.device import resolve_device
 from mmcl.formats.skeleton_file import RawSkeleton, read_skeleton_file
 from mmcl.skeleton.interpolate import kinect20_to_ntu25
 from mmcl.skeleton.transforms import valid_frame_count, zero_shot_preprocess
@@ -92,12 +93,6 @@ class LoadedModel:
             return self.model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _read_class_names(path: str | os.PathLike[str], num_classes: int) -> list[str]:
     names = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
     if len(names) != num_classes:
@@ -121,7 +116,7 @@ def load_model(
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     opened = open_checkpoint(checkpoint, dataset=dataset, stream=stream, layout=layout, num_classes=num_classes, num_persons=num_persons)
-    dev = _device(device)
+    dev = resolve_device(device)
     if runtime == "torch":
         model: Any = opened.build_model(dev)
     elif runtime == "onnx":

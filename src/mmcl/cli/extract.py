@@ -241,15 +241,9 @@ def _limited(items: list[Any], limit: int | None) -> list[Any]:
 
 
 def _device(spec: str) -> str:
-    import torch
+    from mmcl.device import resolve_device  # torch: imported only when a command runs
 
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec}: CUDA is not available on this machine (use --device cpu)")
-    if spec != "cpu" and not spec.startswith("cuda"):
-        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {spec!r}")
-    return spec
+    return str(resolve_device(spec))
 
 
 def _positive(value: int, flag: str) -> None:

@@ -22,6 +22,7 @@ from mmcl.config import Config
 from mmcl.datasets.base import EpochSampler
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.sources import open_source
+from mmcl.device import resolve_device
 from mmcl.io import atomic_write_bytes
 from mmcl.results.metrics import compute_metrics, write_metrics
 from mmcl.results.plots import plot_confusion, plot_per_class
@@ -58,9 +59,8 @@ def set_threads(cfg: Config) -> None:
 
 
 def inference_device(cfg: Config) -> torch.device:
-    if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+    """The run's accelerator for evaluation: a GPU when asked for (or auto) and present, else the CPU."""
+    return resolve_device("auto" if cfg.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu")
 
 
 @torch.inference_mode()

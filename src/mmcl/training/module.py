@@ -23,7 +23,25 @@ from mmcl.checkpoints.reader import CARD_KEY
 from mmcl.config import OptimConfig
 from mmcl.training.schedule import lr_factor_fn
 
-__all__ = ["ActionRecognitionModule"]
+__all__ = ["ActionRecognitionModule", "training_loss"]
+
+
+def training_loss(
+    features: torch.Tensor, logits: torch.Tensor, batch: dict[str, Any], heads: nn.Module | None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``L = CE(S, y) + λ1·L_C + λ2·L_R`` (paper Eq. 10) from a forward pass; returns the loss and its terms.
+
+    The one definition of the training objective: the LightningModule's step and the co-learning
+    step benchmark both call it.
+    """
+    loss_cls = F.cross_entropy(logits.float(), batch["label"])
+    terms = {"cls": loss_cls}
+    loss = loss_cls
+    if heads is not None:
+        aux = heads.losses(batch, features, logits)
+        loss = loss + aux["total_aux"]
+        terms.update(aux)
+    return loss, terms
 
 
 class ActionRecognitionModule(pl.LightningModule):
@@ -75,15 +93,9 @@ class ActionRecognitionModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         x, y = batch["x"], batch["label"]
         features, logits = self._features_and_logits(x)
-        loss_cls = F.cross_entropy(logits.float(), y)
-        loss = loss_cls
+        loss, terms = training_loss(features, logits, batch, self.heads)
         bs = y.shape[0]
-        logs = {"train/loss_cls": loss_cls.detach()}
-        if self.heads is not None:
-            terms = self.heads.losses(batch, features, logits)
-            loss = loss + terms["total_aux"]
-            for key, value in terms.items():
-                logs[f"train/loss_{key}"] = value.detach()
+        logs = {f"train/loss_{key}": value.detach() for key, value in terms.items()}
         logs["train/loss"] = loss.detach()
         logs["train/top1"] = (logits.detach().argmax(1) == y).float().mean()
         self.log_dict(logs, on_step=True, on_epoch=True, prog_bar=False, batch_size=bs, sync_dist=False)
