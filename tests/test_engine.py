@@ -62,6 +62,14 @@ def test_train_writes_run_directory(tiny_data: Path, tmp_path: Path) -> None:
         assert s2["names"].tolist() == names
         np.testing.assert_allclose(s2["scores"], scores, rtol=1e-5, atol=1e-5)
     assert summary["checkpoint_kind"] == "mmcl-train"
+    # class names stored with the data (the demo world's meta.json) reach the card and the per-class files
+    from mmcl.checkpoints import open_checkpoint
+    from mmcl.demo.world import SYNTHETIC_CLASSES
+
+    expected = [c.name for c in SYNTHETIC_CLASSES]
+    assert open_checkpoint(run / "checkpoints" / "best.ckpt").card.class_names == expected
+    per_class = (run / "test_per_class.csv").read_text()
+    assert all(name in per_class for name in expected)
 
 
 def _train_until_crash(cfg: Config, monkeypatch: pytest.MonkeyPatch):

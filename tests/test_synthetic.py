@@ -1,4 +1,4 @@
-"""Tests for the built-in synthetic world (mmcl.datasets.synthetic) used by ``mmcl demo``."""
+"""Tests for the built-in synthetic world (mmcl.demo.world) used by ``mmcl demo``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmcl.datasets.synthetic import (
+from mmcl.demo.world import (
     JOINT_NOISE_STD,
     SYNTHETIC_CLASSES,
     SyntheticData,

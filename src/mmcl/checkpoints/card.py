@@ -37,16 +37,11 @@ class CardMismatchError(ValueError):
 
 
 def default_class_names(dataset: str | None, num_classes: int) -> list[str] | None:
-    """The class names mmcl ships for ``dataset`` when they fit ``num_classes``; else None (indices)."""
+    """The class names mmcl ships for a reference ``dataset`` when they fit ``num_classes``; else None."""
     ds = normalize_dataset(dataset)
     if ds in DATASET_SHAPES and DATASET_SHAPES[ds]["num_classes"] == num_classes:
         return class_names(ds)
-    if ds == "synthetic":
-        from mmcl.datasets.synthetic import SYNTHETIC_CLASSES
-
-        if len(SYNTHETIC_CLASSES) == num_classes:
-            return [c.name for c in SYNTHETIC_CLASSES]
-    return None
+    return None  # other datasets: the names come from the prepared folder (training puts them in the card)
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -80,6 +80,13 @@ class SkeletonDataModule(pl.LightningDataModule):
         self.val_set = eval_dataset(val_source, spec, seed) if val_source is not None else None
         self._setup_done = True
 
+    def class_names(self) -> list[str] | None:
+        """Class names stored with the data (a prepared folder's ``meta.json``) when they fit the classes."""
+        assert self.test_set is not None, "call setup() first"
+        meta = getattr(self.test_set.source, "meta", None) or {}
+        names = meta.get("class_names")
+        return [str(n) for n in names] if isinstance(names, list) and len(names) == self.cfg.data.num_classes else None
+
     @property
     def eval_set(self) -> SkeletonDataset:
         """The split used for per-epoch evaluation and model selection."""

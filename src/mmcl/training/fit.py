@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,8 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     module = _build_module(cfg, card, backbone, heads)
     datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
+    if card.class_names is None and datamodule.class_names():  # names stored with the data (e.g. the demo world)
+        card = module.card = replace(card, class_names=datamodule.class_names())
     write_run_header(cfg, run_dir)
     # "best" follows the eval split's top-1 (validation when carved, else test: reference behaviour);
     # "last" is rewritten after every epoch whatever the score, so --resume never loses an epoch.
@@ -175,12 +178,12 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         results["best_selection_top1"] = float(best_score) if best_score is not None else None
         eval_start = time.time()
         eval_result = run_inference(backbone, eval_loader(cfg, datamodule.test_set), cfg)
-        results["test"] = write_evaluation(cfg, run_dir, eval_result, datamodule.test_set)
+        results["test"] = write_evaluation(cfg, run_dir, eval_result, datamodule.test_set, class_names=card.class_names)
         if cfg.trainer.ema_decay > 0:  # the same checkpoint's raw (non-averaged) weights, for comparison
             results["test_raw_weights"] = _evaluate_raw_weights(cfg, module, ckpt, datamodule.test_set)
         if datamodule.val_set is not None:  # validation scores of the selected checkpoint, for ensemble weights
             val_result = run_inference(backbone, eval_loader(cfg, datamodule.val_set), cfg)
-            results["val"] = write_evaluation(cfg, run_dir, val_result, datamodule.val_set, prefix="val")
+            results["val"] = write_evaluation(cfg, run_dir, val_result, datamodule.val_set, prefix="val", class_names=card.class_names)
         results["test_seconds"] = round(time.time() - eval_start, 1)
         results["parameters"] = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
         csv_path = run_dir / "csv" / "metrics.csv"

@@ -1,6 +1,6 @@
 """``mmcl demo``: the built-in default job, runnable on a fresh CPU machine with no data and no network.
 
-1. Generate a synthetic skeleton dataset (procedural NTU-25 kinematics, :mod:`mmcl.datasets.synthetic`)
+1. Generate a synthetic skeleton dataset (procedural NTU-25 kinematics, :mod:`mmcl.demo.world`)
    and write it as a prepared folder — the same form every real dataset takes. Some classes differ
    only by a held object ("drink from cup" vs "touch mouth", "phone call" vs "touch ear"), which the
    skeleton shows only through a slight change of hand shape.
@@ -14,7 +14,7 @@
    a per-class comparison plot (``comparison.png``, in the style of the paper's Table 1).
 
 Stand-ins, because nothing may be downloaded: the "vision-language model" is
-:func:`mmcl.datasets.synthetic.answer_holding_object`, a documented pixel rule that answers the
+:func:`mmcl.demo.world.answer_holding_object`, a documented pixel rule that answers the
 question from the rendered image; the "CNN" is a randomly initialised ResNet-34 run on
 down-scaled composites (real runs use ImageNet weights, see the README).
 """
@@ -28,7 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from mmcl.checkpoints import ModelCard
 from mmcl.config import Config
+from mmcl.datasets.prepared import write_prepared
+from mmcl.demo.world import HOLDING_OBJECT_QUESTION, generate_synthetic, split_synthetic, synthetic_text_features, write_composites
+from mmcl.io import atomic_write_bytes
+from mmcl.modalities.cnn import ImagePreprocess, build_image_encoder, extract_cnn_features
+from mmcl.modalities.store import FeatureStore
+from mmcl.results.metrics import compute_metrics
+from mmcl.results.plots import plot_per_class_comparison
+from mmcl.results.scores import load_scores
+from mmcl.training.fit import train
 
 __all__ = ["run_demo", "demo_config", "prepare_demo_data"]
 
@@ -41,8 +51,6 @@ DEMO_CNN_SHORT_SIDE = 64  # composites are 640×96; the stand-in CNN sees them a
 
 def prepare_demo_data(root: Path, *, per_class: int, seed: int) -> tuple[Any, Any]:
     """Generate, split and write the synthetic dataset; returns the (train, test) SyntheticData."""
-    from mmcl.datasets.prepared import write_prepared
-    from mmcl.datasets.synthetic import generate_synthetic, split_synthetic
 
     data = generate_synthetic(per_class, seed=seed, max_frames=100, num_persons=1)
     train, test = split_synthetic(data, test_fraction=0.3, seed=seed)
@@ -53,7 +61,7 @@ def prepare_demo_data(root: Path, *, per_class: int, seed: int) -> tuple[Any, An
         "num_classes": data.num_classes,
         "num_persons": 1,
         "class_names": list(data.class_names),
-        "sources": f"mmcl.datasets.synthetic.generate_synthetic(per_class={per_class}, seed={seed})",
+        "sources": f"mmcl.demo.world.generate_synthetic(per_class={per_class}, seed={seed})",
     }
     for split, part in (("train", train), ("test", test)):
         write_prepared(root, split, part.x, part.labels, part.names, meta=meta, lengths=part.lengths)
@@ -85,9 +93,6 @@ def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Pat
     """Composites, text features and CNN features of the training samples (resumable)."""
     import torch
 
-    from mmcl.datasets.synthetic import HOLDING_OBJECT_QUESTION, synthetic_text_features, write_composites
-    from mmcl.modalities.cnn import ImagePreprocess, build_image_encoder, extract_cnn_features
-    from mmcl.modalities.store import FeatureStore
 
     images = out / "data" / "composites"
     write_composites(train_data, images)
@@ -96,7 +101,7 @@ def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Pat
         text_path,
         dim=2,
         kind="answer_probs",
-        meta={"model": "mmcl.datasets.synthetic.answer_holding_object (pixel rule standing in for a VLM)",
+        meta={"model": "mmcl.demo.world.answer_holding_object (pixel rule standing in for a VLM)",
               "question": HOLDING_OBJECT_QUESTION},
     )
     todo = [n for n in train_data.names if n not in store]
@@ -116,7 +121,6 @@ def _latency_ms(cfg: Config, repeats: int = 20) -> float:
 
     import torch
 
-    from mmcl.checkpoints import ModelCard
 
     model = ModelCard.from_config(cfg).build().eval()
     x = torch.randn(1, 3, cfg.data.window, 25, cfg.data.num_persons)
@@ -132,8 +136,6 @@ def _latency_ms(cfg: Config, repeats: int = 20) -> float:
 
 
 def _per_class(run_dir: Path, num_classes: int) -> np.ndarray:
-    from mmcl.results.metrics import compute_metrics
-    from mmcl.results.scores import load_scores
 
     _, labels, scores = load_scores(run_dir / "scores.npz")
     return compute_metrics(scores, labels, num_classes).per_class_accuracy
@@ -148,9 +150,6 @@ def run_demo(
     colearning: bool = True,
 ) -> dict[str, Any]:
     """Run the demo end to end and return its summary (also written to ``<out>/summary.json``)."""
-    from mmcl.training.fit import train
-    from mmcl.io import atomic_write_bytes
-    from mmcl.results.plots import plot_per_class_comparison
 
     out = Path(out)
     start = time.time()
