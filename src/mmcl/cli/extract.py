@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from mmcl.io import atomic_write_json
 
-__all__ = ["register", "dataset_names", "folder_names"]
+__all__ = ["register"]
 
 #: How many names a summary lists per problem (the JSON report / ``--json`` has all).
 _SHOW = 10
@@ -188,39 +188,10 @@ def _register_text(esub: Any) -> None:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _splits(split: str) -> list[str]:
-    return ["train", "test"] if split == "all" else [split]
-
-
-def dataset_names(path: str | Path, split: str = "all") -> list[str]:
-    """Sample names of a dataset path (prepared folder, reference .npz, NW-UCLA folder), split order, unique."""
-    from mmcl.datasets.prepared import ReferenceNpzSource
-    from mmcl.datasets.sources import open_source
-
-    names: list[str] = []
-    for s in _splits(split):
-        source = open_source(path, s)
-        if isinstance(source, ReferenceNpzSource):
-            raise ValueError(
-                f"{path}: a reference .npz has no sample names (only train_<i>/test_<i>); "
-                "use the prepared folder of `mmcl prepare ntu` instead"
-            )
-        names.extend(source.names)
-    return list(dict.fromkeys(names))
-
-
-def folder_names(image_dir: str | Path, suffix: str = ".jpg") -> list[str]:
-    """Names of every ``<name><suffix>`` file in ``image_dir`` (hidden/temporary files excluded), sorted."""
-    d = Path(image_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"image folder not found: {d}")
-    names = sorted(p.name[: -len(suffix)] for p in d.iterdir() if p.name.endswith(suffix) and not p.name.startswith(".") and p.is_file())
-    if not names:
-        raise FileNotFoundError(f"no *{suffix} images in {d} (make them with `mmcl extract rgb`)")
-    return names
-
-
 def _resolve_names(args: argparse.Namespace) -> list[str]:
+    from mmcl.datasets.sources import dataset_names  # the library, imported when a command runs (fast --help)
+    from mmcl.modalities.store import folder_names
+
     image_dir = Path(args.images)
     if not image_dir.is_dir():
         raise FileNotFoundError(f"image folder not found: {image_dir}")
@@ -296,6 +267,7 @@ def _feature_summary(what: str, summary: Any, args: argparse.Namespace, settings
 
 # ------------------------------------------------------------------------------ commands
 def _rgb_jobs(args: argparse.Namespace, detector: str) -> list[Any]:
+    from mmcl.datasets.sources import dataset_names, splits_of
     from mmcl.modalities.composite import RGBJob, ntu_rgb_jobs, video_rgb_jobs
     from mmcl.modalities.detect import is_two_person_ntu
 
@@ -307,7 +279,7 @@ def _rgb_jobs(args: argparse.Namespace, detector: str) -> list[Any]:
         if not (prepared / "meta.json").is_file():
             raise FileNotFoundError(f"{prepared} is not a prepared folder (no meta.json); make it with `mmcl prepare ntu`")
         jobs: list[Any] = []
-        for s in _splits(args.split):
+        for s in splits_of(args.split):
             if detector == "skeleton" or (prepared / f"colors_{s}.npy").is_file():
                 jobs.extend(ntu_rgb_jobs(prepared, videos, s, video_suffix=args.video_suffix))
                 continue
@@ -429,6 +401,7 @@ def cmd_extract_text(args: argparse.Namespace) -> int:
 
 
 def cmd_features_check(args: argparse.Namespace) -> int:
+    from mmcl.datasets.sources import dataset_names
     from mmcl.modalities.store import check_store
 
     expected = dataset_names(args.dataset, args.split) if args.dataset else None

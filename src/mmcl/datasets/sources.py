@@ -1,4 +1,5 @@
-"""Open the skeleton source a path holds: a reference NTU ``.npz``, a prepared folder or an NW-UCLA folder."""
+"""Open the skeleton source a path holds (a reference NTU ``.npz``, a prepared folder or an NW-UCLA folder),
+and list a dataset's sample names (the keys co-learning features are stored under)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from mmcl.datasets.base import DataError, SkeletonSource
 from mmcl.datasets.nwucla import NWUCLASource
 from mmcl.datasets.prepared import META_FILE, PreparedSource, ReferenceNpzSource
 
-__all__ = ["open_source"]
+__all__ = ["open_source", "dataset_names", "splits_of"]
 
 
 def open_source(path: str | Path, split: str, **kwargs: Any) -> SkeletonSource:
@@ -31,3 +32,22 @@ def open_source(path: str | Path, split: str, **kwargs: Any) -> SkeletonSource:
     if any(child.suffix == ".json" for child in p.iterdir()):
         return NWUCLASource(p, split, **kwargs)
     raise DataError("is neither a prepared folder (meta.json) nor an NW-UCLA all_sqe folder (*.json)", p)
+
+
+def splits_of(split: str) -> list[str]:
+    """``"all"`` -> both splits, otherwise the one named."""
+    return ["train", "test"] if split == "all" else [split]
+
+
+def dataset_names(path: str | Path, split: str = "all") -> list[str]:
+    """Sample names of a dataset path (prepared folder, reference .npz, NW-UCLA folder), split order, unique."""
+    names: list[str] = []
+    for s in splits_of(split):
+        source = open_source(path, s)
+        if isinstance(source, ReferenceNpzSource):
+            raise ValueError(
+                f"{path}: a reference .npz has no sample names (only train_<i>/test_<i>); "
+                "use the prepared folder of `mmcl prepare ntu` instead"
+            )
+        names.extend(source.names)
+    return list(dict.fromkeys(names))
