@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from torch import nn
 
 import mmcl
-from mmcl.config import Config
+from mmcl.config import Config, config_from_dict, config_to_dict
 from mmcl.datasets import DATASET_SHAPES, class_names, normalize_dataset
 from mmcl.datasets.pipeline import InputSpec, layout_title
 from mmcl.models import build_backbone
@@ -155,8 +156,6 @@ class ModelCard:
     @classmethod
     def from_config(cls, cfg: Config | dict[str, Any], *, training: dict[str, Any] | None = None, source: str = "card") -> "ModelCard":
         """The card of a model trained with ``cfg`` (a :class:`Config` or its dict form)."""
-        from mmcl.config import config_from_dict, config_to_dict
-
         cfg_obj = cfg if isinstance(cfg, Config) else config_from_dict(cfg)
         d, m = cfg_obj.data, cfg_obj.model
         spec = InputSpec.from_config(cfg_obj)
@@ -189,15 +188,9 @@ class ModelCard:
             d.dataset = self.dataset
         return cfg
 
-    def with_input(self, **changes: Any) -> "ModelCard":
-        """A copy with some input fields changed (e.g. the stream of an official checkpoint)."""
-        return replace(self, input=replace(self.input, **changes))
-
 
 def _benchmark_of(path: str | None) -> str | None:
     """Benchmark folder name of a data path (``.../ntu120/xsub`` -> ``xsub``), None when unknown."""
     if not path:
         return None
-    from pathlib import PurePath
-
     return PurePath(str(path).rstrip("/")).name or None

@@ -18,7 +18,7 @@ import numpy as np
 from mmcl.config import Config
 from mmcl.datasets.base import SkeletonDataset, SkeletonSource, Transform, make_input
 from mmcl.skeleton.layouts import get_layout
-from mmcl.skeleton.streams import STREAMS, to_stream
+from mmcl.skeleton.streams import STREAMS
 from mmcl.skeleton.transforms import NTU_TEST_P_INTERVAL, NTU_WINDOW, UCLA_WINDOW, NTUTransform, UCLATransform
 
 __all__ = ["TRANSFORMS", "DEFAULT_TRANSFORM", "InputSpec", "make_input", "eval_dataset", "layout_title"]
@@ -83,7 +83,7 @@ class InputSpec:
 
     def apply_stream(self, x: np.ndarray) -> np.ndarray:
         """Stream conversion alone, for inputs already transformed another way (zero-shot preprocessing)."""
-        return np.ascontiguousarray(to_stream(np.asarray(x, dtype=np.float32), self.stream, self.layout), dtype=np.float32)
+        return make_input(x, None, None, self.stream, self.layout, _NO_RNG)
 
     def describe(self) -> str:
         """E.g. "Kinect-20 bone stream, 1 person, ucla transform (52 frames)"."""

@@ -118,8 +118,9 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     module = _build_module(cfg, card, backbone, heads)
     datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
-    if card.class_names is None and datamodule.class_names():  # names stored with the data (e.g. the demo world)
-        card = module.card = replace(card, class_names=datamodule.class_names())
+    stored_names = datamodule.class_names()  # names stored with the data (e.g. the demo world)
+    if card.class_names is None and stored_names:
+        card = module.card = replace(card, class_names=stored_names)
     write_run_header(cfg, run_dir)
     # "best" follows the eval split's top-1 (validation when carved, else test: reference behaviour);
     # "last" is rewritten after every epoch whatever the score, so --resume never loses an epoch.
