@@ -277,6 +277,7 @@ def test_sigkilled_training_with_workers_resumes_bit_for_bit(tiny_data: Path, tm
         f"data.path={tiny_data}", "data.dataset=synthetic", "data.layout=ntu25", "data.num_classes=12", "data.num_persons=1",
         "data.window=8", "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=2", "model.base_channels=8",
         "optim.warmup_epochs=1", "optim.lr_steps=[2]", "trainer.epochs=6", "trainer.progress=false", "trainer.seed=7",
+        "trainer.log_every_n_steps=1",  # metrics.csv on disk after every step: the killed epoch leaves rows
     ]
     full = tmp_path / "full"
     subprocess.run([sys.executable, "-m", "mmcl", "train", *overrides, f"trainer.work_dir={full}"], check=True, capture_output=True, timeout=600)
@@ -285,9 +286,11 @@ def test_sigkilled_training_with_workers_resumes_bit_for_bit(tiny_data: Path, tm
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = cut / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if last.is_file() and torch.load(last, weights_only=True)["epoch"] >= 1:
-            break
+    while time.time() < deadline and proc.poll() is None:  # kill inside the epoch after a checkpoint
+        if last.is_file() and (saved := torch.load(last, weights_only=True)["epoch"]) >= 1:
+            logged = {c[0] for c in _logged_cells(cut / "csv" / "metrics.csv", unique=False)}
+            if str(saved + 1) in logged:
+                break
         time.sleep(0.02)
     assert proc.poll() is None, "the training finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
@@ -307,3 +310,41 @@ def test_sigkilled_training_with_workers_resumes_bit_for_bit(tiny_data: Path, tm
     reference, resumed = _weights(full / "checkpoints" / "last.ckpt"), _weights(last)
     assert resumed.keys() == reference.keys()
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+    # the killed epoch's log rows are dropped and logged again: every (epoch, step, column) once, as uninterrupted
+    assert _logged_cells(cut / "csv" / "metrics.csv") == _logged_cells(full / "csv" / "metrics.csv")
+
+
+def _logged_cells(path: Path, unique: bool = True) -> list[tuple[str, str, str]]:
+    import csv
+
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (FileNotFoundError, csv.Error):
+        return []
+    cells = [(r["epoch"], r["step"], k) for r in rows for k, v in r.items() if v and k not in ("epoch", "step")]
+    assert not unique or len(cells) == len(set(cells)), "a step was logged twice"
+    return sorted(cells)
+
+
+def test_a_diverging_training_stops_naming_the_step_and_keeps_its_last_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    from mmcl.training.module import NonFiniteLossError
+
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=4)
+    cfg.optim.base_lr, cfg.optim.warmup_epochs, cfg.optim.lr_steps = 1e25, 0, []
+    with pytest.raises(NonFiniteLossError, match=r"loss is (nan|inf) at epoch \d+, global step \d+.*inputs are finite.*batch samples: \w+"):
+        train(cfg)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    if last.is_file():  # whatever was saved before the stop holds finite weights
+        assert all(torch.isfinite(v).all() for v in _weights(last).values() if v.is_floating_point())
+
+
+def test_the_stop_message_names_the_samples_with_non_finite_input() -> None:
+    from mmcl.training.module import _nonfinite_loss_message
+
+    x = torch.zeros(3, 3, 4, 25, 1)
+    x[1, 0, 2, 3, 0] = float("inf")
+    batch = {"x": x, "name": ["a01", "a02", "a03"], "label": torch.zeros(3, dtype=torch.long)}
+    text = _nonfinite_loss_message(torch.tensor(float("nan")), {"cls": torch.tensor(float("nan"))}, batch, 3, 41)
+    assert "epoch 3, global step 41" in text and "loss term(s) cls" in text
+    assert "non-finite input values in sample(s): a02" in text

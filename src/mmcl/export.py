@@ -10,9 +10,9 @@ files expect is stated in the model card (``model.json`` → ``card``; ONNX ``me
   **joint coordinates after the test transform**; the graph converts them to the stream itself, so a
   deployment needs no stream code (``graph_input`` in ``model.json``).
 
-Every file is written to a temporary file in the target folder and moved into place with
-``os.replace``; ``model.json`` comes last and files of formats not written this time are removed,
-so the folder never pairs a new description with stale graphs.
+The files are written into a temporary folder beside the target, which then replaces the target
+as a whole (:func:`mmcl.io.staged_folder`): a kill or a full disk leaves the old export intact, and
+the folder never pairs a new description with stale graphs. A folder holding other files is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import importlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from mmcl.checkpoints import ModelCard, open_checkpoint
-from mmcl.checkpoints.reader import EXPORT_JSON, EXPORT_WEIGHTS, ONNX_CARD_KEY
-from mmcl.io import atomic_path
+from mmcl.checkpoints.reader import EXPORT_JSON, EXPORT_WEIGHTS, ONNX_CARD_KEY, check_finite_weights
+from mmcl.io import check_output_folder, staged_folder
 from mmcl.models import cost_summary
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.streams import to_stream
@@ -82,12 +82,6 @@ def _importable(module: str) -> bool:
 def onnx_export_available() -> bool:
     """True when the ``onnx`` package (needed by both torch ONNX exporters) can be imported."""
     return _importable("onnx")
-
-
-def _write_atomic(final: Path, writer: Callable[[Path], None]) -> Path:
-    with atomic_path(final) as tmp:
-        writer(tmp)
-    return final
 
 
 ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
@@ -152,16 +146,21 @@ def export_backbone(
     if unknown:
         raise ValueError(f"unknown export formats {unknown}; choose from {sorted(FILE_NAMES)}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in (*FILE_NAMES.values(), EXPORT_JSON))
+        if foreign:
+            raise FileExistsError(
+                f"--out {out} holds files that are not an mmcl export ({', '.join(foreign[:5])}); "
+                "an export replaces the whole folder, so give a new or empty folder"
+            )
+    check_finite_weights(model.state_dict(), "the model to export")
     was_training = model.training
     device = next(model.parameters()).device
     model = model.eval()
     card_dict = card.to_dict()
     graph = StreamInput(model, card.input.stream, card.input.layout).eval()
     example = torch.randn(*card.input.shape(2), device=device)  # batch 2: a batch of 1 would be specialised by the exporter
-    paths: dict[str, Path] = {}
+    written: list[str] = []
     info: dict[str, Any] = {
         "format_version": EXPORT_FORMAT_VERSION,
         "card": card_dict,
@@ -171,33 +170,29 @@ def export_backbone(
         "files": {},
     }
     try:
-        if "safetensors" in formats:
-            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-            md = {"mmcl_card": json.dumps(card_dict)}
-            paths["safetensors"] = _write_atomic(out / EXPORT_WEIGHTS, lambda p: save_file(state, str(p), md))
-        with torch.no_grad():
-            if "onnx" in formats:
-                exporter: list[str] = []
-
-                def write_onnx(p: Path) -> None:
-                    exporter.append(_export_onnx(graph, example, p, onnx_exporter))
-                    _add_onnx_metadata(p, {ONNX_CARD_KEY: json.dumps(card_dict), "graph_input": GRAPH_INPUT})
-
-                paths["onnx"] = _write_atomic(out / FILE_NAMES["onnx"], write_onnx)
-                info["onnx_exporter"], info["onnx_opset"] = exporter[0], ONNX_OPSET
-            if "torchscript" in formats:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    traced = torch.jit.trace(graph, (example,), check_trace=False)
-                paths["torchscript"] = _write_atomic(out / FILE_NAMES["torchscript"], lambda p: torch.jit.save(traced, str(p)))
-        info["files"] = {kind: FILE_NAMES[kind] for kind in paths}
-        for kind, name in FILE_NAMES.items():  # a format not written now must not stay from an older export
-            if kind not in paths and (out / name).is_file():
-                (out / name).unlink()
-        text = json.dumps(info, indent=2) + "\n"
-        paths["json"] = _write_atomic(out / EXPORT_JSON, lambda p: p.write_text(text, encoding="utf-8"))
+        with staged_folder(out) as stage:
+            if "safetensors" in formats:
+                state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+                save_file(state, str(stage / EXPORT_WEIGHTS), {"mmcl_card": json.dumps(card_dict)})
+                written.append("safetensors")
+            with torch.no_grad():
+                if "onnx" in formats:
+                    path = stage / FILE_NAMES["onnx"]
+                    info["onnx_exporter"], info["onnx_opset"] = _export_onnx(graph, example, path, onnx_exporter), ONNX_OPSET
+                    _add_onnx_metadata(path, {ONNX_CARD_KEY: json.dumps(card_dict), "graph_input": GRAPH_INPUT})
+                    written.append("onnx")
+                if "torchscript" in formats:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        traced = torch.jit.trace(graph, (example,), check_trace=False)
+                    torch.jit.save(traced, str(stage / FILE_NAMES["torchscript"]))
+                    written.append("torchscript")
+            info["files"] = {kind: FILE_NAMES[kind] for kind in written}
+            (stage / EXPORT_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     finally:
         model.train(was_training)
+    paths = {kind: out / FILE_NAMES[kind] for kind in written}
+    paths["json"] = out / EXPORT_JSON
     return paths
 
 
@@ -215,6 +210,7 @@ def export_checkpoint(
     otherwise in ``notes``; ``onnx=True`` without it is an error naming the extra to install.
     Returns paths, cost (parameters, GMACs in both formulations), card, checkpoint kind and notes.
     """
+    check_output_folder(out)  # before reading and tracing the model
     notes: list[str] = []
     if onnx is None:
         onnx = onnx_export_available()

@@ -22,7 +22,7 @@ import mmcl
 from mmcl.config import Config, config_from_dict, config_to_dict
 from mmcl.datasets import DATASET_SHAPES, class_names, normalize_dataset
 from mmcl.datasets.pipeline import InputSpec, layout_title
-from mmcl.models import build_backbone
+from mmcl.models import BACKBONES, build_backbone
 from mmcl.models.ctrgcn import REFERENCE_BASE_CHANNELS
 
 __all__ = ["CARD_VERSION", "CARD_SOURCES", "ModelCard", "CardMismatchError", "default_class_names", "config_hash"]
@@ -139,6 +139,15 @@ class ModelCard:
         missing = [k for k in ("backbone", "num_classes", "input") if k not in data]
         if missing:
             raise ValueError(f"model card lacks {', '.join(missing)}")
+        if data["backbone"] not in BACKBONES:
+            raise ValueError(f"unknown backbone {data['backbone']!r}; this mmcl builds {', '.join(BACKBONES)}")
+        for key, most in (("num_classes", 100_000), ("base_channels", 4096)):  # bounds: beyond any real model
+            value = data.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ValueError(f"{key} must be an integer in 1..{most}, got {value!r}")
+        drop_out = data.get("drop_out", 0.0)
+        if isinstance(drop_out, bool) or not isinstance(drop_out, int | float) or not 0.0 <= drop_out < 1.0:
+            raise ValueError(f"drop_out must be a fraction in [0, 1), got {drop_out!r}")
         return cls(
             backbone=str(data["backbone"]),
             num_classes=int(data["num_classes"]),

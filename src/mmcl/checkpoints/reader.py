@@ -41,7 +41,7 @@ from mmcl.datasets.pipeline import InputSpec
 from mmcl.formats.checkpoint_file import CheckpointError, first_line, load_torchscript, read_checkpoint
 from mmcl.models.ctrgcn import REFERENCE_BASE_CHANNELS
 
-__all__ = ["CheckpointError", "OpenedCheckpoint", "read_checkpoint", "load_torchscript", "open_checkpoint", "exported_files", "CARD_KEY", "ONNX_CARD_KEY"]
+__all__ = ["CheckpointError", "OpenedCheckpoint", "read_checkpoint", "load_torchscript", "open_checkpoint", "exported_files", "check_finite_weights", "CARD_KEY", "ONNX_CARD_KEY"]
 
 CARD_KEY = "mmcl_card"  # training checkpoints: the card as a dict
 ONNX_CARD_KEY = "mmcl_card"  # exported ONNX: metadata_props entry holding the card as JSON
@@ -121,6 +121,8 @@ def _exported(path: Path, st: Path, js: Path) -> OpenedCheckpoint:
         info = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{js}: unreadable export description ({first_line(exc)})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("files", {}), dict):
+        raise CheckpointError(f"{js}: not an mmcl export description (a JSON object with card and files)")
     try:
         state = load_file(str(st))
     except (OSError, SafetensorError) as exc:
@@ -130,7 +132,7 @@ def _exported(path: Path, st: Path, js: Path) -> OpenedCheckpoint:
             card = ModelCard.from_dict(info["card"])
         else:  # exports of mmcl < card: builder arguments + meta
             card = _legacy_export_card(info)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise CheckpointError(f"{js}: invalid model card ({first_line(exc)})") from None
     folder = js.parent
     files = {kind: folder / name for kind, name in (info.get("files") or {}).items() if kind in ("onnx", "torchscript") and (folder / name).is_file()}
@@ -228,11 +230,12 @@ def _check_hints(opened: OpenedCheckpoint, hints: dict[str, Any], dataset: str |
             raise CardMismatchError(f"{opened.path}: the checkpoint is {card.describe()}, but {_FLAG_NAMES[key]} asks for {value}")
 
 
-def _check_finite(opened: OpenedCheckpoint) -> None:
-    bad = [k for k, v in opened.state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+def check_finite_weights(state: dict[str, torch.Tensor], where: str | Path) -> None:
+    """Refuse weights holding NaN/inf: they predict ``nan%`` for every input (a diverged training)."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(
-            f"{opened.path}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
+            f"{where}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
             "the training that wrote it diverged"
         )
 
@@ -275,7 +278,7 @@ def open_checkpoint(
         _check_hints(opened, hints, dataset)
         if config is not None:
             _note_config_differences(opened, config)
-    _check_finite(opened)
+    check_finite_weights(opened.state_dict, opened.path)
     return opened
 
 

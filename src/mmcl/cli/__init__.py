@@ -3,7 +3,8 @@
 One module per command area, each with ``register(subparsers)``: :mod:`.run` (train, test, info,
 demo), :mod:`.prepare`, :mod:`.extract` (and features check), :mod:`.results` (ensemble, report),
 :mod:`.inference` (predict, zero-shot, export). User mistakes (missing data, unknown stream, bad
-checkpoint, bad config key) print one line ``mmcl: error: …`` and exit with status 2; set
+checkpoint, bad config key, an output that cannot be written, a full disk) print one line
+``mmcl: error: …`` and exit with status 2; set
 ``MMCL_DEBUG=1`` to see the traceback.
 """
 
@@ -48,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean 'the user gave something wrong', reported in one line."""
-    errors: list[type[BaseException]] = [FileNotFoundError, NotADirectoryError, PermissionError, ValueError, KeyError]
+    from mmcl.io import LockedError
+
+    # OSError: missing/unreadable paths, a full disk, a read-only folder (the message names the file)
+    errors: list[type[BaseException]] = [OSError, ValueError, KeyError, LockedError]
     try:
         from mmcl.datasets.multimodal import MissingModalityError
 
@@ -56,6 +60,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from mmcl.training.run_dir import RunDirectoryError
 
         errors.append(RunDirectoryError)
+        from mmcl.training.module import NonFiniteLossError
+
+        errors.append(NonFiniteLossError)
     except ImportError:  # pragma: no cover - optional pieces missing in a broken install
         pass
     return tuple(errors)

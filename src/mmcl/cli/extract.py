@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmcl.io import atomic_write_json
+from mmcl.io import atomic_write_json, check_output_folder
 
 __all__ = ["register"]
 
@@ -306,6 +306,7 @@ def _rgb_jobs(args: argparse.Namespace, detector: str) -> list[Any]:
 
 
 def cmd_extract_rgb(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)  # a file or an unwritable folder: say so before any work
     from mmcl.modalities.composite import REPORT_FILE, TILE_SIZE, extract_rgb
     from mmcl.modalities.detect import build_detector
 
@@ -343,6 +344,7 @@ def cmd_extract_rgb(args: argparse.Namespace) -> int:
 
 
 def cmd_extract_cnn(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)  # a file or an unwritable folder: say so before any work
     from mmcl.modalities.cnn import build_image_encoder, extract_cnn_features
     from mmcl.modalities.store import META_FILE, FeatureStore
 
@@ -375,6 +377,7 @@ def cmd_extract_cnn(args: argparse.Namespace) -> int:
 
 
 def cmd_extract_text(args: argparse.Namespace) -> int:
+    check_output_folder(args.out)  # a file or an unwritable folder: say so before any work
     import torch
 
     from mmcl.modalities.text import DEFAULT_QUESTION as question_default

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ def cmd_prepare_ntu(args: argparse.Namespace) -> int:
         npz=args.npz,
         colors=not args.no_colors,
         keep_cache=args.keep_cache,
+        progress=sys.stderr.isatty(),  # a bar in a terminal, none in a log file
     )
     print(report.to_text())
     return 0 if report.samples else 1
@@ -61,7 +63,7 @@ def cmd_prepare_ntu(args: argparse.Namespace) -> int:
 def cmd_prepare_nwucla(args: argparse.Namespace) -> int:
     from mmcl.prepare.nwucla import prepare_nwucla
 
-    root = prepare_nwucla(args.all_sqe, args.out)
+    root = prepare_nwucla(args.all_sqe, args.out, progress=sys.stderr.isatty())
     meta = json.loads((Path(root) / "meta.json").read_text())
     print(f"prepared NW-UCLA cross-view: {meta.get('counts')} -> {root}")
     return 0

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from mmcl.io import check_output_folder
+
 __all__ = ["register", "load_run_config"]
 
 
@@ -102,6 +104,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from mmcl.results.evaluation import evaluate
 
     cfg = load_run_config(args)
+    check_output_folder(args.out or cfg.trainer.work_dir)  # a file or an unwritable folder: before the evaluation
     # the checkpoint's card decides the model and its input; a config fills in only what official weights lack
     opened = open_checkpoint(args.checkpoint, stream=args.stream, config=cfg if args.config else None)
     for note in opened.notes:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from mmcl.datasets.base import DataError
 from mmcl.datasets.splits import normalize_split
+from mmcl.io import printable
 from mmcl.formats.nwucla import NWUCLA_NUM_CLASSES, nwucla_label, nwucla_split_of, read_nwucla_json
 
 __all__ = ["reference_list", "NWUCLASource"]
@@ -80,6 +81,10 @@ class NWUCLASource:
         self.skipped: list[tuple[str, str]] = []
         for child in self.root.iterdir():
             if child.suffix != ".json":
+                continue
+            shown = printable(child.name)
+            if shown != child.name:  # a name the file system holds in another encoding
+                self.skipped.append((shown, "the file name is not valid UTF-8"))
                 continue
             try:
                 if nwucla_split_of(child.stem) == self.split:

@@ -58,6 +58,12 @@ class InputSpec:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"unknown input transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}")
         object.__setattr__(self, "p_interval", tuple(float(p) for p in self.p_interval))
+        for name, most in (("num_persons", 64), ("in_channels", 64), ("window", 100_000)):  # bounds: beyond any dataset
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise ValueError(f"{name} must be an integer in 1..{most}, got {value!r}")
+        if not 1 <= len(self.p_interval) <= 2 or not all(0.0 < p <= 1.0 for p in self.p_interval):
+            raise ValueError(f"p_interval must be one or two fractions in (0, 1], got {self.p_interval}")
 
     @property
     def num_joints(self) -> int:

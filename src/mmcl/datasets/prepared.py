@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from mmcl.datasets.base import DataError
+from mmcl.formats.errors import READ_ERRORS
 from mmcl.datasets.splits import SPLITS, normalize_split
-from mmcl.io import atomic_save_npy, atomic_write_text
+from mmcl.io import atomic_save_npy, atomic_write_text, pending_commit
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import valid_frame_count
 
@@ -81,7 +82,29 @@ def _check_sample(x: np.ndarray, valid: int, path: Path, name: str) -> None:
 
 
 def _npz_member(path: Path, member: str) -> np.ndarray:
-    """Memory-map one uncompressed ``.npy`` member of an ``.npz`` file in place."""
+    """Memory-map one uncompressed ``.npy`` member of an ``.npz`` file in place (DataError when damaged)."""
+    try:
+        return _map_npz_member(path, member)
+    except DataError:
+        raise
+    except READ_ERRORS as exc:
+        raise DataError(f"array {member!r} is damaged ({_first_line(exc)})", path) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """One ``.npy`` file of a prepared folder; a damaged file is a DataError naming it."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except READ_ERRORS as exc:
+        raise DataError(f"cannot read ({_first_line(exc)})", path) from None
+
+
+def _map_npz_member(path: Path, member: str) -> np.ndarray:
     try:
         with zipfile.ZipFile(path) as zf:
             try:
@@ -122,7 +145,10 @@ def _npz_member(path: Path, member: str) -> np.ndarray:
 def _read_names(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError("names file does not exist", path)
-    return path.read_text(encoding="utf-8").splitlines()
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the sample names ({_first_line(exc)})", path) from None
 
 
 class ReferenceNpzSource:
@@ -183,6 +209,28 @@ class ReferenceNpzSource:
 # --------------------------------------------------------------------------- prepared folder
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    """meta.json of a prepared folder, with the required keys of the right kind (DataError otherwise)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"invalid JSON ({_first_line(exc)})", path) from None
+    if not isinstance(meta, dict):
+        raise DataError(f"must hold a JSON object, got {type(meta).__name__}", path)
+    missing = [k for k in META_REQUIRED if k not in meta]
+    if missing:
+        raise DataError(f"meta.json lacks {missing}", path)
+    for key in ("num_classes", "num_persons"):
+        if isinstance(meta[key], bool) or not isinstance(meta[key], int) or meta[key] < 1:
+            raise DataError(f"{key} must be a positive integer, got {meta[key]!r}", path)
+    try:
+        get_layout(str(meta["layout"]))
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"unknown layout {meta['layout']!r} ({_first_line(exc)})", path) from None
+    return meta
+
+
+
 class PreparedSource:
     """A prepared folder ``<root>/<benchmark>/`` (docs/architecture.md), memory-mapped."""
 
@@ -190,15 +238,14 @@ class PreparedSource:
         self.root = Path(root)
         self.split = normalize_split(split)
         meta_path = self.root / META_FILE
+        if pending_commit(self.root.parent):
+            raise DataError(
+                "is being replaced by `mmcl prepare` (or a killed run left that half done); "
+                "wait for it, or run the same prepare command again to finish it", self.root
+            )
         if not meta_path.is_file():
             raise DataError("is not a prepared dataset folder (meta.json missing)", self.root)
-        try:
-            self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc}", meta_path) from None
-        missing = [k for k in META_REQUIRED if k not in self.meta]
-        if missing:
-            raise DataError(f"meta.json lacks {missing}", meta_path)
+        self.meta = _read_meta(meta_path)
         self.layout = str(self.meta["layout"])
         self.num_classes = int(self.meta["num_classes"])
         self.num_persons = int(self.meta["num_persons"])
@@ -208,23 +255,32 @@ class PreparedSource:
         for p in (x_path, self.root / f"y_{s}.npy", self.root / f"names_{s}.txt"):
             if not p.is_file():
                 raise DataError(f"split {s!r} file is missing", p)
-        self._x = np.load(x_path, mmap_mode="r")
-        n = self._x.shape[0]
+        self._x = _load_npy(x_path, mmap=True)
         expected_f = self.num_persons * num_joints * NUM_CHANNELS
-        if self._x.ndim != 3 or self._x.shape[2] != expected_f:
-            raise DataError(f"expected N×T×{expected_f} (M·V·C), got shape {self._x.shape}", x_path)
-        self.labels = np.load(self.root / f"y_{s}.npy").astype(np.int64)
+        if self._x.ndim != 3 or self._x.shape[2] != expected_f or self._x.dtype.kind != "f":
+            raise DataError(f"expected float N×T×{expected_f} (M·V·C), got {self._x.dtype} {self._x.shape}", x_path)
+        n, t = self._x.shape[:2]
+        y_path = self.root / f"y_{s}.npy"
+        labels = _load_npy(y_path)
+        if labels.shape != (n,) or labels.dtype.kind not in "iu" or (n and (labels.min() < 0 or labels.max() >= self.num_classes)):
+            raise DataError(f"labels must be {n} integers in 0..{self.num_classes - 1}, got {labels.dtype} {labels.shape}", y_path)
+        self.labels = labels.astype(np.int64)
         self.names = _read_names(self.root / f"names_{s}.txt")
         len_path = self.root / f"len_{s}.npy"
-        self.lengths: np.ndarray | None = np.load(len_path).astype(np.int64) if len_path.is_file() else None
+        self.lengths: np.ndarray | None = None
+        if len_path.is_file():
+            lengths = _load_npy(len_path)
+            if lengths.shape != (n,) or lengths.dtype.kind not in "iu" or (n and (lengths.min() < 0 or lengths.max() > t)):
+                raise DataError(f"lengths must be {n} integers in 0..{t}, got {lengths.dtype} {lengths.shape}", len_path)
+            self.lengths = lengths.astype(np.int64)
         colors_path = self.root / f"colors_{s}.npy"
-        self.colors: np.ndarray | None = np.load(colors_path, mmap_mode="r") if colors_path.is_file() else None
+        self.colors: np.ndarray | None = _load_npy(colors_path, mmap=True) if colors_path.is_file() else None
+        if self.colors is not None and (self.colors.ndim != 5 or self.colors.shape[:2] != (n, t) or self.colors.shape[-1] != 2):
+            raise DataError(f"colours must be {n}×{t}×M×V×2, got shape {self.colors.shape}", colors_path)
         counts = self.meta.get("counts", {})
-        for what, k in (("labels", len(self.labels)), ("names", len(self.names)), ("meta counts", counts.get(s, n))):
+        for what, k in (("names", len(self.names)), ("meta counts", counts.get(s, n) if isinstance(counts, dict) else None)):
             if k != n:
                 raise DataError(f"split {s!r}: {k} {what} for {n} samples (incomplete or stale write?)", self.root)
-        if self.lengths is not None and len(self.lengths) != n:
-            raise DataError(f"{len(self.lengths)} lengths for {n} samples", len_path)
         self._x_path = x_path
 
     def __len__(self) -> int:

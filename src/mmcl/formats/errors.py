@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import struct
+import tokenize
+import zipfile
 from pathlib import Path
 
-__all__ = ["DataError"]
+__all__ = ["DataError", "READ_ERRORS"]
+
+# What numpy, zipfile and json raise on a damaged file (a truncated header, a garbled shape literal
+# in an .npy header (tokenize/SyntaxError), a broken zip directory, a wrong mmap length): readers
+# turn these into their own error naming the file.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, EOFError, IndexError, KeyError, TypeError, SyntaxError, tokenize.TokenError,
+    struct.error, zipfile.BadZipFile, MemoryError, OverflowError,
+)
 
 
 class DataError(ValueError):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmcl.formats.errors import READ_ERRORS
 from mmcl.skeleton.layouts import KINECT20
 
 __all__ = [
@@ -61,7 +62,8 @@ def _check(x: np.ndarray, path: str) -> np.ndarray:
         raise KinectV1Error(f"{path}: expected T x 20 x 3 or 20 x 3 x T, got shape {x.shape}")
     if out.shape[0] < 1:
         raise KinectV1Error(f"{path}: no frames")
-    out = out.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused below
+        out = out.astype(np.float32)
     if not np.isfinite(out).all():
         raise KinectV1Error(f"{path}: contains NaN or infinite coordinates")
     return out
@@ -112,7 +114,7 @@ def load_kinect_v1(
     if suffix == ".npy":
         try:
             arr = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except READ_ERRORS as exc:
             raise KinectV1Error(f"{p}: cannot read .npy ({exc})") from None
     elif suffix == ".mat":
         arr = _load_mat(p, key)

@@ -68,12 +68,15 @@ def read_nwucla_json(path: str | Path) -> np.ndarray:
     """One ``all_sqe`` file -> ``T×20×3`` float32 skeleton sequence; DataError on bad input."""
     p = Path(path)
     if not p.is_file():
-        raise DataError("file does not exist", p)
+        broken = p.is_symlink() and not p.exists()
+        raise DataError("a symbolic link to a missing file" if broken else "file does not exist", p)
     try:
         text = p.read_text(encoding="utf-8")
         obj = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"invalid JSON: {exc}", p) from None
+    except OSError as exc:  # permission denied, I/O error: this file only, the others still load
+        raise DataError(f"cannot be read ({exc.strerror or exc})", p) from None
     if not isinstance(obj, dict) or "skeletons" not in obj:
         raise DataError('no "skeletons" key', p)
     frames = obj["skeletons"]
@@ -99,7 +102,8 @@ def read_nwucla_json(path: str | Path) -> np.ndarray:
         raise DataError("coordinates must be numbers, got bool values", p)
     if raw.dtype.kind not in "iuf":
         raise DataError(f"coordinates must be numbers, got {raw.dtype.name} values (strings or booleans?)", p)
-    seq = raw.astype(np.float32)  # the finiteness check is on the values training will see
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
+        seq = raw.astype(np.float32)  # the finiteness check is on the values training will see
     if seq.shape[1] != NWUCLA_NUM_JOINTS:
         joints = seq.shape[1] if seq.ndim >= 2 else "?"
         raise DataError(f"wrong joint count {joints} (shape {seq.shape}); expected {NWUCLA_NUM_JOINTS}", p)

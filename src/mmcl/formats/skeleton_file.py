@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmcl.formats.errors import READ_ERRORS
 from mmcl.formats.kinect_v1 import load_utd_skeleton
 from mmcl.formats.ntu import process_file
 from mmcl.formats.nwucla import read_nwucla_json
@@ -48,14 +49,29 @@ def _kinect_seq_to_raw(seq: np.ndarray, kind: str) -> RawSkeleton:
     return RawSkeleton(kind, np.ascontiguousarray(seq.transpose(2, 0, 1)[..., None]), 1, False)
 
 
+_NPY_MAGIC = b"\x93NUMPY"  # numpy.lib.format: every .npy file starts with it
+
+
 def _read_npy(path: Path) -> RawSkeleton:
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+        if not head:
+            raise SkeletonFileError(f"{path}: empty file (0 bytes)")
+        if head != _NPY_MAGIC:
+            raise SkeletonFileError(f"{path}: not a NumPy .npy file (it does not start with the .npy header)")
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise SkeletonFileError(f"{path}: cannot read .npy ({str(exc).splitlines()[0]})") from None
+    except SkeletonFileError:
+        raise
+    except READ_ERRORS as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "truncated file"
+        if "pickle" in text:
+            text = "it holds Python objects (pickled data), not a numeric array"
+        raise SkeletonFileError(f"{path}: cannot read .npy ({text})") from None
     if arr.dtype.kind not in "fiu":
         raise SkeletonFileError(f"{path}: array has non-numeric dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused below
+        arr = arr.astype(np.float32)
     if arr.ndim == 4 and arr.shape[0] == 3 and arr.shape[2] in LAYOUT_BY_JOINTS:  # C×T×V×M
         x = arr
     elif arr.ndim == 3 and arr.shape[1] in LAYOUT_BY_JOINTS and arr.shape[2] == 3:  # T×V×C, one person

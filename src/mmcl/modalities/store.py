@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from mmcl.formats.errors import READ_ERRORS
 from mmcl.io import TMP_SUFFIX, atomic_save_npy, atomic_write_bytes
 
 FORMAT_VERSION = 1
@@ -53,15 +54,27 @@ class _Segment:
     names: list[str]
 
 
+class StoreError(ValueError):
+    """A feature store on disk is damaged or not a store; the message names the file."""
+
+
+_READ_ERRORS = (*READ_ERRORS, AttributeError)
+
+
 class FeatureStore:
     """Append-only, chunk-committed feature store (see module docstring for the layout)."""
 
     def __init__(self, path: Path, meta: dict[str, Any]) -> None:
         self.path = Path(path)
         self.meta = meta
-        self.kind: str = meta["kind"]
-        self.dim: int = int(meta["dim"])
-        self.max_length: int | None = None if meta.get("max_length") is None else int(meta["max_length"])
+        try:
+            self.kind: str = str(meta["kind"])
+            self.dim: int = int(meta["dim"])
+            self.max_length: int | None = None if meta.get("max_length") is None else int(meta["max_length"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"{self.path / META_FILE}: bad or missing kind/dim/max_length ({exc!r})") from None
+        if self.dim < 1 or (self.max_length is not None and self.max_length < 1):
+            raise StoreError(f"{self.path / META_FILE}: dim and max_length must be positive")
         self._segments: list[_Segment] = []
         self._index: dict[str, tuple[int, int]] = {}
         self._names: list[str] = []
@@ -118,31 +131,57 @@ class FeatureStore:
         meta_file = path / META_FILE
         if not meta_file.is_file():
             raise FileNotFoundError(f"not a feature store (no {META_FILE}): {path}")
-        meta = json.loads(meta_file.read_text("utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported feature store format {meta.get('format_version')!r} in {path}")
+        try:
+            meta = json.loads(meta_file.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{meta_file}: cannot read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            found = meta.get("format_version") if isinstance(meta, dict) else type(meta).__name__
+            raise StoreError(f"{meta_file}: unsupported feature store format {found!r}")
         return cls(path, meta)
 
     # ------------------------------------------------------------------ reading
     def _reload(self) -> None:
-        manifest = json.loads((self.path / MANIFEST_FILE).read_text("utf-8"))
-        self._next_id = int(manifest.get("next_id", 0))
+        manifest_file = self.path / MANIFEST_FILE
+        try:
+            manifest = json.loads(manifest_file.read_text("utf-8"))
+            self._next_id = int(manifest.get("next_id", 0))
+            entries = [(str(e["stem"]), int(e["count"])) for e in manifest["segments"]]
+        except _READ_ERRORS as exc:
+            raise StoreError(f"{manifest_file}: damaged manifest ({type(exc).__name__}: {str(exc)[:120]})") from None
         self._segments = []
         self._index = {}
         self._names = []
-        for si, entry in enumerate(manifest["segments"]):
-            stem = entry["stem"]
-            data = np.load(self.path / f"{stem}.npy", mmap_mode="r", allow_pickle=False)
-            lengths = None
-            if self.max_length is not None:
-                lengths = np.load(self.path / f"{stem}.len.npy", allow_pickle=False)
-            names = (self.path / f"{stem}.names.txt").read_text("utf-8").splitlines()
-            if len(names) != entry["count"] or data.shape[0] != entry["count"]:
-                raise ValueError(f"corrupt segment {stem} in {self.path}: counts disagree")
-            self._segments.append(_Segment(stem, entry["count"], data, lengths, names))
+        for si, (stem, count) in enumerate(entries):
+            data, lengths, names = self._read_segment(stem, count)
+            self._segments.append(_Segment(stem, count, data, lengths, names))
             for row, name in enumerate(names):
                 self._index[name] = (si, row)  # later rows win (duplicates are reported by check_store)
                 self._names.append(name)
+
+    def _read_segment(self, stem: str, count: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """One segment's arrays and names, checked against the manifest and meta (StoreError naming the file)."""
+        path = self.path / f"{stem}.npy"
+        try:
+            if "/" in stem or "\\" in stem or stem.startswith("."):
+                raise ValueError(f"segment stem {stem!r} is not a plain file name")
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
+            shape = (count, self.dim) if self.max_length is None else (count, self.max_length, self.dim)
+            if data.shape != shape or data.dtype != np.float32:
+                raise ValueError(f"holds {data.dtype} {data.shape}, the manifest and meta say float32 {shape}")
+            lengths = None
+            if self.max_length is not None:
+                path = self.path / f"{stem}.len.npy"
+                lengths = np.load(path, allow_pickle=False)
+                if lengths.shape != (count,) or lengths.dtype.kind not in "iu" or (count and (lengths.min() < 0 or lengths.max() > self.max_length)):
+                    raise ValueError(f"lengths {lengths.dtype} {lengths.shape} do not fit {count} rows of at most {self.max_length}")
+            path = self.path / f"{stem}.names.txt"
+            names = path.read_text("utf-8").splitlines()
+            if len(names) != count:
+                raise ValueError(f"{len(names)} names for {count} rows")
+        except _READ_ERRORS as exc:
+            raise StoreError(f"{path}: damaged feature store segment ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        return data, lengths, names
 
     @property
     def names(self) -> list[str]:

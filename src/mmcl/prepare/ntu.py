@@ -18,6 +18,12 @@ per-sample info, and errors) as one ``.npz`` shard into ``<out>/.cache/<variant>
 unchanged, so an interrupted run only redoes unfinished chunks. The cache is removed after a
 successful run unless ``keep_cache=True``.
 
+Outputs as a set: the benchmark folders, npz files and report are written into a temporary folder
+inside ``<out>`` and moved into place together under a journal (:func:`mmcl.io.commit_set`), so
+``<out>`` never holds new ``xsub`` beside old ``xview``; a kill during the move is finished by the
+next run. A lock (``<out>/.mmcl-prepare.lock``) refuses a second run into the same folder; temporary
+files a killed run left are removed; worker processes die with the parent (Linux ``PDEATHSIG``).
+
 Errors: a file that fails (:class:`NTUPrepareError`: bad syntax with file and line, or a sample the
 reference would crash on) is skipped and listed in ``<out>/prepare_report.json`` and ``.txt``;
 ``strict=True`` raises the first one instead.
@@ -25,10 +31,13 @@ reference would crash on) is skipped and listed in ``<out>/prepare_report.json``
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +52,10 @@ import numpy as np
 
 import mmcl
 from mmcl.datasets.prepared import write_prepared
-from mmcl.io import atomic_savez, atomic_write_text
+from mmcl.io import (
+    LockedError, atomic_savez, atomic_write_text, check_output_folder, commit_set, exclusive_lock, finish_commit,
+    printable, remove_stale_temporaries,
+)
 from mmcl.formats.ntu import parse_name, process_file, warm_up
 from mmcl.formats.ntu_denoise import NTUDenoiseError
 from mmcl.formats.ntu_parse import NTU_NUM_JOINTS, NTUParseError, NTUPrepareError
@@ -81,6 +93,9 @@ TEST_CAMERAS = (1,)
 TWO_PERSON_CLASSES = frozenset(range(50, 61)) | frozenset(range(106, 121))
 
 _CACHE_FORMAT = 1
+REPORT_FILES = ("prepare_report.json", "prepare_report.txt")
+PREPARE_LOCK = ".mmcl-prepare.lock"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def missing_skeletons(dataset: str) -> frozenset[str]:
@@ -208,8 +223,8 @@ class PrepareReport:
 
     def write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "prepare_report.json", json.dumps(asdict(self), indent=1))
-        atomic_write_text(out / "prepare_report.txt", self.to_text())
+        atomic_write_text(out / REPORT_FILES[0], json.dumps(asdict(self), indent=1))
+        atomic_write_text(out / REPORT_FILES[1], self.to_text())
 
 
 # --- main entry ---------------------------------------------------------------------------------
@@ -230,16 +245,16 @@ def _scan(dirs: Sequence[Path], dataset: str, report: PrepareReport) -> dict[str
             try:
                 fields = parse_name(name)
             except ValueError:
-                report.ignored.append(f"{p}: not an NTU sample name")
+                report.ignored.append(f"{printable(p)}: not an NTU sample name")
                 continue
             if any(v < 1 or v > lim for v, lim in zip(fields, limits)):
-                report.ignored.append(f"{p}: outside {dataset}")
+                report.ignored.append(f"{printable(p)}: outside {dataset}")
                 continue
             if name in missing:
                 report.excluded_missing_skeletons += 1
                 continue
             if name in found:
-                report.ignored.append(f"{p}: duplicate of {found[name][0]}")
+                report.ignored.append(f"{printable(p)}: duplicate of {printable(found[name][0])}")
                 continue
             st = p.stat()
             found[name] = (str(p), st.st_size, st.st_mtime_ns)
@@ -297,14 +312,33 @@ def prepare_ntu(
     """
     if dataset not in NUM_CLASSES:
         raise ValueError(f"dataset must be 'ntu60' or 'ntu120', got {dataset!r}")
-    t0 = time.perf_counter()
-    out = Path(out)
+    out = check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive_lock(out / PREPARE_LOCK):
+            return _prepare_locked(
+                skeleton_dirs, dataset, out, workers=workers, strict=strict, fix_quirks=fix_quirks,
+                progress=progress, npz=npz, colors=colors, keep_cache=keep_cache, chunk_size=chunk_size, on_file=on_file,
+            )
+    except LockedError as err:
+        raise LockedError(f"--out {out} is being written by another mmcl prepare ({err}); wait for it or choose another --out") from None
+
+
+def _prepare_locked(
+    skeleton_dirs: Sequence[str | os.PathLike[str]], dataset: str, out: Path, *, workers: int, strict: bool,
+    fix_quirks: bool, progress: bool, npz: bool, colors: bool, keep_cache: bool, chunk_size: int,
+    on_file: Callable[[str], None] | None,
+) -> PrepareReport:
+    t0 = time.perf_counter()
+    finish_commit(out)  # a run killed while moving its outputs into place: complete that first
+    remove_stale_temporaries(out)
     report = PrepareReport(dataset=dataset, out=str(out), fix_quirks=fix_quirks)
     files = _scan([Path(d) for d in skeleton_dirs], dataset, report)
 
     cache = out / ".cache" / f"ntu-f{_CACHE_FORMAT}-{'fixed' if fix_quirks else 'reference'}"
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache)  # shards a killed worker was writing
+    shutil.rmtree(out / ".cache" / "assemble", ignore_errors=True)
     cached = _load_cache(cache, files)
     todo = [(n, p, s, m) for n, (p, s, m) in files.items() if n not in cached]
     report.reused = len(files) - len(todo)
@@ -332,9 +366,15 @@ def prepare_ntu(
                     failed_names.add(n)
     names = [n for n in files if n not in failed_names]
     report.samples = len(names)
-    _assemble(names, files, cached, dataset, out, report, fix_quirks, npz, colors, skeleton_dirs)
-    report.seconds = time.perf_counter() - t0
-    report.write(out)
+    stage = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=out))
+    try:
+        _assemble(names, files, cached, dataset, stage, out / ".cache", report, fix_quirks, npz, colors, skeleton_dirs)
+        report.seconds = time.perf_counter() - t0
+        report.write(stage)
+        outputs = [*BENCHMARKS[dataset], *(NPZ_NAMES[(dataset, b)] for b in BENCHMARKS[dataset]), *REPORT_FILES]
+        commit_set(stage, out, remove=outputs)  # npz files of an older run with --npz go too
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     if not keep_cache:
         shutil.rmtree(out / ".cache", ignore_errors=True)
     return report
@@ -375,7 +415,7 @@ def _run_chunks(
                 bar.update(len(ch))
                 check(errors)
             return
-        with ProcessPoolExecutor(max_workers=workers, initializer=warm_up) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(_process_chunk, shard_path(), ch, fix_quirks, on_file): len(ch) for ch in chunks}
             try:
                 while pending:
@@ -386,11 +426,23 @@ def _run_chunks(
                         bar.update(n)
                         check(errors)
             except BaseException:
-                for fut in pending:
-                    fut.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
         bar.close()
+
+
+def _init_worker(parent: int) -> None:
+    """Worker start: die with the parent (a SIGKILLed prepare must not leave ~350 MB workers behind,
+    Linux ``prctl(PR_SET_PDEATHSIG)``), leave Ctrl-C to the parent, load the compiled parser."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: workers end when they find the call queue closed
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up()
 
 
 class _NoBar:
@@ -413,10 +465,10 @@ def _progress(total: int, enabled: bool) -> Any:
 
 def _assemble(
     names: list[str], files: dict[str, tuple[str, int, int]], cached: dict[str, _Cached], dataset: str,
-    out: Path, report: PrepareReport, fix_quirks: bool, npz: bool, want_colors: bool,
+    out: Path, cache_root: Path, report: PrepareReport, fix_quirks: bool, npz: bool, want_colors: bool,
     skeleton_dirs: Iterable[Any],
 ) -> None:
-    """Pad every sample and write all benchmark splits (reading each cache shard once)."""
+    """Pad every sample and write all benchmark splits into ``out`` (reading each cache shard once)."""
     lengths = {}
     by_shard: dict[Path, list[str]] = {}
     for n in names:
@@ -441,7 +493,7 @@ def _assemble(
         dests[(bench, "train")] = train
         dests[(bench, "test")] = test
         report.counts[bench] = {"train": len(train), "test": len(test)}
-    tmpdir = out / ".cache" / "assemble"
+    tmpdir = cache_root / "assemble"
     tmpdir.mkdir(parents=True, exist_ok=True)
     xs, cs, rows_of = {}, {}, {}
     for key, idx in dests.items():
@@ -478,7 +530,7 @@ def _assemble(
     report.two_person_class_with_one_actor = two_one
     report.one_person_class_with_two_actors = one_two
 
-    sources = {"skeleton_dirs": [str(Path(d).resolve()) for d in skeleton_dirs], "files": [files[n][0] for n in names]}
+    sources = {"skeleton_dirs": [printable(Path(d).resolve()) for d in skeleton_dirs], "files": [printable(files[n][0]) for n in names]}
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     k = NUM_CLASSES[dataset]
     for bench in BENCHMARKS[dataset]:

@@ -23,7 +23,7 @@ from mmcl.datasets.base import EpochSampler
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.sources import open_source
 from mmcl.device import resolve_device
-from mmcl.io import atomic_write_bytes
+from mmcl.io import atomic_write_bytes, check_output_folder
 from mmcl.results.metrics import compute_metrics, write_metrics
 from mmcl.results.plots import plot_confusion, plot_per_class
 from mmcl.results.scores import save_scores
@@ -124,6 +124,7 @@ def evaluate(cfg: Config, checkpoint: str | Path | OpenedCheckpoint, *, out_dir:
     """
     if not cfg.data.path:  # before reading the model: the cheapest mistake to report
         raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
+    run_dir = check_output_folder(out_dir or cfg.trainer.work_dir)  # not after the whole evaluation
     opened = checkpoint if isinstance(checkpoint, OpenedCheckpoint) else open_checkpoint(checkpoint, config=cfg)
     cfg = opened.card.apply_to_config(copy.deepcopy(cfg)).validate()
     set_threads(cfg)
@@ -131,7 +132,6 @@ def evaluate(cfg: Config, checkpoint: str | Path | OpenedCheckpoint, *, out_dir:
     opened.card.check_data(layout=source.layout, num_classes=source.num_classes, num_persons=source.num_persons, where=str(cfg.data.path))
     dataset = eval_dataset(source, opened.card.input, cfg.trainer.seed)
     backbone = opened.build_model()
-    run_dir = Path(out_dir or cfg.trainer.work_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     result = run_inference(backbone, eval_loader(cfg, dataset), cfg)

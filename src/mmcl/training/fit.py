@@ -19,13 +19,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from mmcl.checkpoints import open_checkpoint, read_checkpoint
 from mmcl.checkpoints.card import ModelCard
 from mmcl.config import Config, config_to_dict
-from mmcl.io import atomic_write_bytes
+from mmcl.io import atomic_write_bytes, check_output_folder
 from mmcl.results.evaluation import eval_loader, run_inference, set_threads, write_evaluation
 from mmcl.results.metrics import compute_metrics
 from mmcl.results.plots import plot_training_curves
 from mmcl.training.checkpoint import atomic_checkpoint_io
 from mmcl.training.data import SkeletonDataModule
-from mmcl.training.loggers import csv_logger, quiet_lightning
+from mmcl.training.loggers import DropRowsAfterCheckpoint, csv_logger, quiet_lightning
 from mmcl.training.module import ActionRecognitionModule
 from mmcl.training.run_dir import guarded_run_directory, owns_run_directory, resolve_resume, write_run_header
 
@@ -96,7 +96,7 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
     refused while the first holds the directory's lock.
     """
     cfg.validate()
-    run_dir = Path(cfg.trainer.work_dir)
+    run_dir = check_output_folder(cfg.trainer.work_dir, "trainer.work_dir")
     resume_path = resolve_resume(resume, run_dir) if resume else None
     if not owns_run_directory():
         return _train(cfg, run_dir, resume_path)
@@ -148,11 +148,13 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         from mmcl.training.ema import ExponentialMovingAverage
 
         callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
+    if resume_path is not None:
+        callbacks.append(DropRowsAfterCheckpoint(run_dir / "csv" / "metrics.csv"))
     if cfg.trainer.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
     loggers = [
         TensorBoardLogger(str(run_dir), name="", version="tb", default_hp_metric=False),
-        csv_logger(run_dir, append=resume_path is not None),
+        csv_logger(run_dir, append=resume_path is not None, flush_every=cfg.trainer.log_every_n_steps),
     ]
     trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers)
     start = time.time()

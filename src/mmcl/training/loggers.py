@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["quiet_lightning", "csv_logger"]
+from lightning.pytorch.callbacks import Callback
+
+from mmcl.io import atomic_write_text
+
+__all__ = ["quiet_lightning", "csv_logger", "DropRowsAfterCheckpoint"]
 
 
 def quiet_lightning(resuming: bool = False) -> None:
@@ -24,11 +29,12 @@ def quiet_lightning(resuming: bool = False) -> None:
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
-def csv_logger(run_dir: Path, *, append: bool) -> Any:
-    """Lightning's CSV logger; on --resume it appends to the existing metrics.csv instead of deleting it."""
+def csv_logger(run_dir: Path, *, append: bool, flush_every: int = 100) -> Any:
+    """Lightning's CSV logger, written to disk every ``flush_every`` steps (so ``tail -f`` follows the
+    run); on --resume it appends to the existing metrics.csv instead of deleting it."""
     from lightning.pytorch.loggers import CSVLogger
 
-    logger = CSVLogger(str(run_dir), name="", version="csv")
+    logger = CSVLogger(str(run_dir), name="", version="csv", flush_logs_every_n_steps=max(1, flush_every))
     if append:
         from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
@@ -44,3 +50,26 @@ def csv_logger(run_dir: Path, *, append: bool) -> Any:
     return logger
 
 
+class DropRowsAfterCheckpoint(Callback):
+    """On --resume, remove the ``metrics.csv`` rows of epochs after the checkpoint being resumed
+    (the killed, partial epoch), which the resumed run logs again: every step appears once."""
+
+    def __init__(self, metrics_file: Path) -> None:
+        self.metrics_file = Path(metrics_file)
+        self.dropped = 0
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        epoch = checkpoint.get("epoch")
+        if epoch is None or not self.metrics_file.is_file():
+            return
+        with open(self.metrics_file, newline="") as fh:
+            reader = csv.DictReader(fh)
+            header, rows = reader.fieldnames or [], list(reader)
+        kept = [r for r in rows if not r.get("epoch") or int(float(r["epoch"])) <= int(epoch)]
+        self.dropped = len(rows) - len(kept)
+        if self.dropped:
+            buffer = io.StringIO(newline="")
+            writer = csv.DictWriter(buffer, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+            atomic_write_text(self.metrics_file, buffer.getvalue())

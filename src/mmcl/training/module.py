@@ -23,7 +23,30 @@ from mmcl.checkpoints.reader import CARD_KEY
 from mmcl.config import OptimConfig
 from mmcl.training.schedule import lr_factor_fn
 
-__all__ = ["ActionRecognitionModule", "training_loss"]
+__all__ = ["ActionRecognitionModule", "training_loss", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; continuing would only write NaN weights."""
+
+
+def _nonfinite_loss_message(loss: torch.Tensor, terms: dict[str, torch.Tensor], batch: dict[str, Any], epoch: int, step: int) -> str:
+    """Where it happened and which samples to look at: those with non-finite input first, else the batch."""
+    names = [str(n) for n in batch.get("name", [])]
+    bad_terms = [k for k, v in terms.items() if not bool(torch.isfinite(v))]
+    x = batch["x"]
+    bad_input = (~torch.isfinite(x.reshape(x.shape[0], -1))).any(dim=1).tolist() if x.numel() else []
+    suspects = [n for n, bad in zip(names, bad_input) if bad]
+    if suspects:
+        where = f"non-finite input values in sample(s): {', '.join(suspects[:10])}"
+    else:
+        shown = ", ".join(names[:10]) + (f" … ({len(names)} in all)" if len(names) > 10 else "")
+        where = f"the inputs are finite, so the training diverged (lower optim.base_lr?); batch samples: {shown or 'unknown'}"
+    return (
+        f"training stopped: loss is {float(loss):g} at epoch {epoch}, global step {step} "
+        f"(loss term(s) {', '.join(bad_terms) or 'total'}); {where}. "
+        "The last checkpoint saved before this point is intact."
+    )
 
 
 def training_loss(
@@ -94,6 +117,8 @@ class ActionRecognitionModule(pl.LightningModule):
         x, y = batch["x"], batch["label"]
         features, logits = self._features_and_logits(x)
         loss, terms = training_loss(features, logits, batch, self.heads)
+        if not bool(torch.isfinite(loss)):  # one host sync per step: cheaper than a run of NaN epochs
+            raise NonFiniteLossError(_nonfinite_loss_message(loss, terms, batch, self.current_epoch, self.global_step))
         bs = y.shape[0]
         logs = {f"train/loss_{key}": value.detach() for key, value in terms.items()}
         logs["train/loss"] = loss.detach()
