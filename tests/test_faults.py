@@ -389,3 +389,70 @@ def test_npy_values_beyond_float32_are_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "big.npy", x)
     with pytest.raises(SkeletonFileError, match="big.npy: contains NaN or infinite"):
         read_skeleton_file(tmp_path / "big.npy")
+
+
+@pytest.mark.parametrize(
+    ("skeletons", "problem"),
+    [
+        (["a", "b", "c"], "each frame must be a list of joints"),  # was "ragged frames … [20]; expected 20"
+        ({"0": [[0.0, 0.0, 0.0]] * 20}, '"skeletons" must be a list of frames, got dict'),  # was "zero frames"
+        ([[["1", "2", "3"]] * 20], "coordinates must be numbers, got text values"),  # was read as numbers
+        ([[[True, 0.0, 1.0]] * 20], "coordinates must be numbers, got bool values"),
+    ],
+    ids=["strings as frames", "dict", "numeric strings", "booleans"],
+)
+def test_nwucla_json_content_errors_say_what_is_wrong(skeletons: object, problem: str, tmp_path: Path) -> None:
+    path = tmp_path / "a01_s01_e00_v01.json"
+    path.write_text(json.dumps({"skeletons": skeletons}))
+    with pytest.raises(DataError, match=problem) as info:
+        read_skeleton_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmcl.demo import prepare_demo_data
+    from mmcl.training import checkpoint
+
+    data, work = tmp_path / "data", tmp_path / "run"
+    prepare_demo_data(data, per_class=2, seed=0)
+    argv = [
+        "train", f"data.path={data}", "data.dataset=synthetic", "data.layout=ntu25", "data.num_classes=12",
+        "data.num_persons=1", "data.window=8", "data.batch_size=8", "data.num_workers=0", "model.base_channels=8",
+        "trainer.epochs=3", "trainer.progress=false", f"trainer.work_dir={work}",
+    ]
+    real, saves = checkpoint.atomic_write_bytes, []
+
+    def write(path: Path, data: bytes) -> Path:
+        saves.append(path)
+        if len(saves) == 3:  # epoch 1's checkpoint: the disk fills while it is written
+            return mmcl.io.atomic_write(path, _disk_full)
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", write)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "No space left on device while writing" in err and ".ckpt" in err
+    assert torch.load(work / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0  # the old one, whole
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    code, out, err = run([*argv, "--resume", str(work)], capsys)
+    assert code == 0, err
+    assert torch.load(work / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_ntu_values_beyond_float32_are_refused_naming_the_line(tmp_path: Path) -> None:
+    from mmcl.formats.ntu_parse import NTUParseError
+    from mmcl.prepare.ntu_synth import format_skeleton
+
+    lines = format_skeleton(random_sample(np.random.default_rng(0), 12, 1)).splitlines()
+    row = next(i for i, line in enumerate(lines) if len(line.split()) == 12)
+    fields = lines[row].split()
+    fields[1] = "3.5e38"  # finite as a float64, inf as the float32 the arrays hold
+    lines[row] = " ".join(fields)
+    path = tmp_path / "S001C001P001R001A001.skeleton"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(NTUParseError, match=rf"A001.skeleton:{row + 1}: field 2 '3.5e38' is beyond float32"):
+        read_skeleton_file(path)
+    report = prepare_ntu([tmp_path], "ntu60", tmp_path / "out", workers=1, progress=False)
+    assert report.samples == 0 and "beyond float32" in report.failed[0]["message"]  # skipped and reported

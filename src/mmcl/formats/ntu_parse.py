@@ -47,6 +47,9 @@ JOINT_LINE_FIELDS = 12  # x y z depthX depthY colorX colorY orientation(4) track
 USED_JOINT_COLUMNS = (0, 1, 2, 5, 6)  # x, y, z, colorX, colorY: what the reference parser keeps
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class NTUPrepareError(ValueError):
     """A sample cannot be prepared (base class; carries the file path)."""
 
@@ -624,6 +627,8 @@ def _parse_careful(data: bytes, path: str | None) -> ParsedSkeleton:
                         raise err(f"field {col + 1} {_show(fields[col])} is not a number", pos) from None
                     if not np.isfinite(v):
                         raise err(f"field {col + 1} {_show(fields[col])} is not finite", pos)
+                    if abs(v) > _FLOAT32_MAX:  # stored as float32: it would become inf
+                        raise err(f"field {col + 1} {_show(fields[col])} is beyond float32", pos)
                     rows[j, c] = v
             rows32 = rows.astype(np.float32)
             entry = acc.setdefault(body_id, ([], [], []))
@@ -656,7 +661,9 @@ def parse_skeleton(data: bytes, path: str | os.PathLike[str] | None = None) -> P
     """Parse the bytes of a ``.skeleton`` file; raises only :class:`NTUParseError` on bad input."""
     where: int | None = None  # 1-based line where the fast path stopped, if it says
     try:
-        return _parse_fast(data)
+        parsed = _parse_fast(data)
+        if all(np.isfinite(b.joints).all() and np.isfinite(b.colors).all() for b in parsed.bodies):
+            return parsed  # else a value overflowed float32: the careful path names its line
     except _Fallback as fb:
         if fb.offset is not None:
             where = _line_of(data, fb.offset)

@@ -101,7 +101,8 @@ def read_nwucla_json(path: str | Path) -> np.ndarray:
     if ("true" in text or "false" in text) and _holds_bool(frames):  # numpy would read true as 1.0
         raise DataError("coordinates must be numbers, got bool values", p)
     if raw.dtype.kind not in "iuf":
-        raise DataError(f"coordinates must be numbers, got {raw.dtype.name} values (strings or booleans?)", p)
+        got = "text" if raw.dtype.kind in "US" else f"{raw.dtype.name}"
+        raise DataError(f"coordinates must be numbers, got {got} values", p)
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
         seq = raw.astype(np.float32)  # the finiteness check is on the values training will see
     if seq.shape[1] != NWUCLA_NUM_JOINTS:
