@@ -26,12 +26,7 @@ Timing: batch-1 latency (median, p90) and batch-``--batch`` throughput. Paths ar
 thread pools after the switch, then its share of the timed calls; so load from other processes and
 thermal drift hit all paths alike.
 
-The official code is not vendored (licence and provenance); get it once, outside the repo::
-
-    mkdir -p /work/official/CTR-GCN/model /work/official/CTR-GCN/graph
-    for p in model/__init__.py model/ctrgcn.py graph/__init__.py graph/ntu_rgb_d.py graph/tools.py graph/ucla.py; do
-        git --git-dir=<clone of github.com/Uason-Chen/CTR-GCN>/.git show HEAD:$p > /work/official/CTR-GCN/$p
-    done
+The official code is not vendored; how to get it: ``benchmarks/official_ctrgcn.py``.
 
 The C allocator matters at batch 64 (see :mod:`mmcl.memory`): ``--allocator tuned`` applies the
 setting the mmcl CLI uses; run both to compare (the setting is process-wide, so the official row
@@ -50,11 +45,9 @@ Prints a Markdown table and writes ``benchmarks/results/inference_latency.json``
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 import warnings
@@ -74,10 +67,10 @@ from mmcl.datasets.pipeline import InputSpec
 from mmcl.export import export_backbone
 from mmcl.io import atomic_write_text
 from mmcl.memory import keep_freed_memory
+from official_ctrgcn import OFFICIAL_ENV, official_model, resolve_official_dir  # benchmarks/official_ctrgcn.py
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "inference_latency.json"
-OFFICIAL_ENV = "MMCL_OFFICIAL_CTRGCN"
 
 # NTU RGB+D 120 as the official config (config/nturgbd120-cross-subject/default.yaml) and
 # mmcl's configs/ntu120_xsub.yaml set it: 120 classes, 25 Kinect v2 joints, 2 persons, xyz
@@ -89,9 +82,6 @@ NUM_PERSONS = 2
 IN_CHANNELS = 3
 WINDOW = 64
 SAMPLE_SHAPE = (IN_CHANNELS, WINDOW, NUM_JOINTS, NUM_PERSONS)  # C×T×V×M, the input is N×C×T×V×M
-# The official Model's arguments for NTU (official config: model_args).
-OFFICIAL_GRAPH = "graph.ntu_rgb_d.Graph"
-OFFICIAL_GRAPH_ARGS = {"labeling_mode": "spatial"}
 
 FP32_TOLERANCE = 1e-3  # max |Δ logit| allowed between fp32 paths (same weights, same input)
 ROUNDS = 5  # interleaving rounds (see module docstring)
@@ -142,24 +132,10 @@ def calibrate_batchnorm(model: nn.Module, generator: torch.Generator) -> None:
     model.eval()
 
 
-def resolve_official_dir(arg: str | None) -> Path | None:
-    raw = arg or os.environ.get(OFFICIAL_ENV)
-    if not raw:
-        print(f"note: skipping `official`: pass --official DIR or set {OFFICIAL_ENV}=DIR, DIR holding "
-              "model/ctrgcn.py and graph/ from github.com/Uason-Chen/CTR-GCN (see this script's docstring)")
-        return None
-    path = Path(raw).expanduser().resolve()
-    if not (path / "model" / "ctrgcn.py").is_file() or not (path / "graph" / "ntu_rgb_d.py").is_file():
-        raise SystemExit(f"{path} lacks model/ctrgcn.py or graph/ntu_rgb_d.py of the official CTR-GCN")
-    return path
-
-
 def build_official(official_dir: Path, state_dict: dict[str, torch.Tensor]) -> nn.Module:
     """The official Model for NTU-120, with mmcl's weights under official key names."""
-    sys.path.insert(0, str(official_dir))  # the official code imports `model` and `graph` top-level
-    ctrgcn = importlib.import_module("model.ctrgcn")
-    official = ctrgcn.Model(num_class=NUM_CLASSES, num_point=NUM_JOINTS, num_person=NUM_PERSONS,
-                            graph=OFFICIAL_GRAPH, graph_args=dict(OFFICIAL_GRAPH_ARGS), in_channels=IN_CHANNELS)
+    official = official_model(official_dir, num_class=NUM_CLASSES, num_point=NUM_JOINTS, num_person=NUM_PERSONS,
+                              layout=LAYOUT, in_channels=IN_CHANNELS)
     official.load_state_dict(state_dict, strict=True)
     return official.eval()
 

@@ -1,19 +1,24 @@
-"""Training-step throughput and batch-1 inference latency of a config's model on this machine.
+"""Training-step throughput and batch-1 inference latency of a config's model on this machine,
+against the official CTR-GCN code.
 
 Measures the model step only (forward, cross-entropy, backward, SGD-Nesterov update) on random
 inputs of the config's shape, so data loading (which runs in worker processes during training)
 does not blur the comparison. Variants:
 
-- ``literal``: a literal transcription of the official CTR-GCN module structure
-  (``tests/reference_ctrgcn.py``), i.e. the reference's math *and* its way of computing it;
+- ``official``: the official ``model.ctrgcn.Model`` (github.com/Uason-Chen/CTR-GCN, not vendored:
+  see ``benchmarks/official_ctrgcn.py``), built as its config for the layout does, fp32;
 - ``mmcl``: mmcl's CTR-GCN (identical math: same parameters, same outputs to float rounding);
 - ``mmcl-bf16``: the same under ``torch.autocast(bfloat16)`` (AVX-512 BF16 / AMX CPUs, GPUs);
-- ``mmcl-compile`` / ``mmcl-compile-bf16``: ``torch.compile`` of the feature extractor.
+- ``mmcl-compile`` / ``mmcl-compile-bf16``: ``torch.compile`` of the model.
 
-Usage::
+Every variant starts from the same weights (mmcl's, loaded into the official model under the official
+key names), and the variants are interleaved over ``--rounds`` rounds so load from other processes
+hits them alike; the figure is the median step.
 
-    python benchmarks/train_throughput.py --config configs/ntu120_xsub.yaml --batch-size 16
-    python benchmarks/train_throughput.py --config configs/nwucla.yaml --batch-size 16 --variants literal mmcl mmcl-bf16
+Usage (alone on the machine)::
+
+    python benchmarks/train_throughput.py --config configs/nwucla.yaml --official /work/official/CTR-GCN
+    python benchmarks/train_throughput.py --config configs/ntu120_xsub.yaml --official /work/official/CTR-GCN --variants official mmcl mmcl-bf16
 
 Prints a table and writes ``benchmarks/results/train_throughput_<config>.json``.
 """
@@ -25,30 +30,30 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from mmcl.checkpoints import ModelCard, reference_state_dict
+from mmcl.config import load_config
+from mmcl.skeleton.layouts import get_layout
+from official_ctrgcn import official_model, resolve_official_dir  # benchmarks/official_ctrgcn.py
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the literal reference transcription lives with the tests
-
-from mmcl.config import load_config  # noqa: E402
-from mmcl.checkpoints import ModelCard  # noqa: E402
-from mmcl.skeleton.layouts import get_layout  # noqa: E402
-
-ALL_VARIANTS = ("literal", "mmcl", "mmcl-bf16", "mmcl-compile", "mmcl-compile-bf16")
+ALL_VARIANTS = ("official", "mmcl", "mmcl-bf16", "mmcl-compile", "mmcl-compile-bf16")
 
 
-def build(variant: str, cfg) -> torch.nn.Module:
-    if variant == "literal":
-        from reference_ctrgcn import OfficialCTRGCN
-
-        return OfficialCTRGCN(num_class=cfg.data.num_classes, num_point=get_layout(cfg.data.layout).num_joints,
-                              num_person=cfg.data.num_persons, in_channels=cfg.model.in_channels)
-    return ModelCard.from_config(cfg).build()
+def build(variant: str, cfg, official_dir: Path | None) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = ModelCard.from_config(cfg).build()
+    if variant != "official":
+        return model
+    official = official_model(official_dir, num_class=cfg.data.num_classes, num_point=get_layout(cfg.data.layout).num_joints,
+                              num_person=cfg.data.num_persons, layout=cfg.data.layout, in_channels=cfg.model.in_channels)
+    official.load_state_dict(reference_state_dict(model), strict=True)
+    return official
 
 
 def time_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bf16: bool, compile_: bool, steps: int, warmup: int) -> list[float]:
@@ -85,8 +90,10 @@ def time_infer(model: torch.nn.Module, x: torch.Tensor, *, bf16: bool, repeats: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "ntu120_xsub.yaml"))
+    parser.add_argument("--official", help="folder with the official CTR-GCN's model/ and graph/ (default: $MMCL_OFFICIAL_CTRGCN)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the variants")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--variants", nargs="+", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
@@ -95,30 +102,35 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
+    official_dir = resolve_official_dir(args.official, cfg.data.layout)
+    variants = [v for v in args.variants if v != "official" or official_dir is not None]
     v = get_layout(cfg.data.layout).num_joints
     shape = (args.batch_size, cfg.model.in_channels, cfg.data.window, v, cfg.data.num_persons)
     torch.manual_seed(0)
     x = torch.randn(shape)
     y = torch.randint(0, cfg.data.num_classes, (args.batch_size,))
     x1 = torch.randn((1,) + shape[1:])
+    models = {name: build(name, cfg, official_dir) for name in variants}
+    train_t: dict[str, list[float]] = {name: [] for name in variants}
+    infer_t: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(args.rounds):
+        for name in variants[r % len(variants):] + variants[: r % len(variants)]:  # rotated order
+            bf16, compile_ = name.endswith("bf16"), "compile" in name
+            warm = args.warmup + (2 if compile_ and r == 0 else 0)
+            train_t[name] += time_train(models[name], x, y, bf16=bf16, compile_=compile_, steps=args.steps, warmup=warm)
+            infer_t[name] += time_infer(torch.compile(models[name]) if compile_ else models[name], x1, bf16=bf16)
+            print(f"round {r + 1} {name:<18} step {1000 * statistics.median(train_t[name]):8.1f} ms", flush=True)
     rows = []
-    for variant in args.variants:
-        bf16 = variant.endswith("bf16")
-        compile_ = "compile" in variant
-        torch.manual_seed(0)
-        model = build(variant, cfg)
-        train_t = time_train(model, x, y, bf16=bf16, compile_=compile_, steps=args.steps, warmup=args.warmup + (2 if compile_ else 0))
-        infer_t = time_infer(torch.compile(model) if compile_ else model, x1, bf16=bf16)
-        step = statistics.median(train_t)
+    for name in variants:
+        step = statistics.median(train_t[name])
         rows.append({
-            "variant": variant,
+            "variant": name,
             "train_samples_per_s": args.batch_size / step,
             "train_step_ms": 1000 * step,
-            "infer_bs1_ms": 1000 * statistics.median(infer_t),
+            "infer_bs1_ms": 1000 * statistics.median(infer_t[name]),
+            "timed_steps": len(train_t[name]),
         })
-        print(f"{variant:<20} train {rows[-1]['train_samples_per_s']:8.1f} samples/s   "
-              f"step {rows[-1]['train_step_ms']:8.1f} ms   bs-1 inference {rows[-1]['infer_bs1_ms']:7.2f} ms", flush=True)
-    base = next((r for r in rows if r["variant"] == "literal"), rows[0])
+    base = next((r for r in rows if r["variant"] == "official"), rows[0])
     print()
     print(f"{'variant':<20}{'samples/s':>12}{'speed-up':>10}{'bs-1 ms':>10}")
     for r in rows:
@@ -127,6 +139,7 @@ def main() -> None:
     result = {
         "config": args.config,
         "input_shape": list(shape),
+        "baseline": base["variant"],
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__,
                     "load_average": os.getloadavg()},

@@ -134,7 +134,7 @@ def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) ->
 
 def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) -> None:
     from mmcl.checkpoints import ModelCard
-    from mmcl.training.fit import _initialise_from
+    from mmcl.training.fit import initialise_from
     from mmcl.checkpoints.official import reference_state_dict
 
     cfg = tiny_config(tiny_data, tmp_path / "last", epochs=1)
@@ -144,14 +144,14 @@ def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) ->
     trained = _weights(tmp_path / "last" / "checkpoints" / "last.ckpt")
     # fine-tuning start point from our checkpoint ...
     fresh = ModelCard.from_config(cfg).build()
-    _initialise_from(tmp_path / "last" / "checkpoints" / "last.ckpt", fresh, None)
+    initialise_from(tmp_path / "last" / "checkpoints" / "last.ckpt", fresh, None)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, trained[f"backbone.{key}"]), key
     # ... and from an official-format file (reference key names, "module." prefix)
     official = {f"module.{k}": v for k, v in reference_state_dict(fresh).items()}
     torch.save(official, tmp_path / "official.pt")
     again = ModelCard.from_config(cfg).build()
-    _initialise_from(tmp_path / "official.pt", again, None)
+    initialise_from(tmp_path / "official.pt", again, None)
     for key, value in again.state_dict().items():
         assert torch.equal(value, fresh.state_dict()[key]), key
 

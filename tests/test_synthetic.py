@@ -8,17 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmcl.demo.world import (
-    JOINT_NOISE_STD,
-    SYNTHETIC_CLASSES,
-    SyntheticData,
-    answer_holding_object,
-    generate_synthetic,
-    render_composite,
-    split_synthetic,
-    synthetic_text_features,
-    write_composites,
-)
+from mmcl.demo.render import answer_holding_object, render_composite, synthetic_text_features, write_composites
+from mmcl.demo.world import JOINT_NOISE_STD, SYNTHETIC_CLASSES, SyntheticData, generate_synthetic, split_synthetic
 from mmcl.skeleton.layouts import NTU25
 
 J = {name: i for i, name in enumerate(NTU25.joint_names)}

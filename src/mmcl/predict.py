@@ -34,6 +34,7 @@ import torch
 from mmcl.checkpoints import ModelCard, OpenedCheckpoint, open_checkpoint
 from mmcl.device import resolve_device
 from mmcl.formats.skeleton_file import RawSkeleton, read_skeleton_file
+from mmcl.results.metrics import top_k_classes
 from mmcl.skeleton.interpolate import kinect20_to_ntu25
 from mmcl.skeleton.transforms import valid_frame_count, zero_shot_preprocess
 
@@ -273,7 +274,7 @@ def predict_files(
             failures += [(name, describe_error(name, exc)) for name, _, _ in chunk]
             continue
         for (name, raw, _), p in zip(chunk, probs):
-            order = np.argsort(-p, kind="stable")[:k]
+            order = top_k_classes(p, k)
             top_k = [(int(j), loaded.label_name(int(j)), float(p[j])) for j in order]
             preds.append(Prediction(name, raw.kind, int(raw.data.shape[1]), top_k, p))
     notes = [f"{crossed} file(s): {CROSS_LAYOUT_NOTE}"] if crossed else []

@@ -31,6 +31,7 @@ import torch
 from mmcl.io import atomic_savez
 from mmcl.formats.skeleton_file import RawSkeleton
 from mmcl.predict import TOP_K, LoadedModel, describe_error, load_model, model_input
+from mmcl.results.metrics import top_k_classes, topk_hits
 
 __all__ = [
     "ZERO_SHOT_DATASETS",
@@ -117,8 +118,7 @@ class ZeroShotReport:
     def hits(self, k: int) -> int:
         if not len(self.names):
             return 0
-        top = np.argsort(-self.scores, axis=1, kind="stable")[:, :k]
-        return int((top == self.labels[:, None]).any(axis=1).sum())
+        return int(topk_hits(self.scores, self.labels, k).sum())
 
     def to_dict(self) -> dict[str, Any]:
         n = self.num_samples
@@ -414,7 +414,7 @@ def evaluate_zero_shot(
         a: ClassResult(a, lab, described.get(a), loaded.label_name(lab)) for a, lab in sorted(label_of.items(), key=lambda kv: _action_key(kv[0]))
     }
     if len(kept):
-        ranks = np.argsort(-scores, axis=1, kind="stable")
+        ranks = top_k_classes(scores, TOP_K)
         for s, row in zip(kept, ranks):
             c = per_class[s.action]
             c.samples += 1

@@ -14,7 +14,7 @@
    a per-class comparison plot (``comparison.png``, in the style of the paper's Table 1).
 
 Stand-ins, because nothing may be downloaded: the "vision-language model" is
-:func:`mmcl.demo.world.answer_holding_object`, a documented pixel rule that answers the
+:func:`mmcl.demo.render.answer_holding_object`, a documented pixel rule that answers the
 question from the rendered image; the "CNN" is a randomly initialised ResNet-34 run on
 down-scaled composites (real runs use ImageNet weights, see the README).
 """
@@ -31,7 +31,8 @@ import numpy as np
 from mmcl.checkpoints import ModelCard
 from mmcl.config import Config
 from mmcl.datasets.prepared import write_prepared
-from mmcl.demo.world import HOLDING_OBJECT_QUESTION, generate_synthetic, split_synthetic, synthetic_text_features, write_composites
+from mmcl.demo.render import synthetic_text_features, write_composites
+from mmcl.demo.world import HOLDING_OBJECT_QUESTION, generate_synthetic, split_synthetic
 from mmcl.io import atomic_write_bytes
 from mmcl.modalities.cnn import ImagePreprocess, build_image_encoder, extract_cnn_features
 from mmcl.modalities.store import FeatureStore
@@ -101,7 +102,7 @@ def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Pat
         text_path,
         dim=2,
         kind="answer_probs",
-        meta={"model": "mmcl.demo.world.answer_holding_object (pixel rule standing in for a VLM)",
+        meta={"model": "mmcl.demo.render.answer_holding_object (pixel rule standing in for a VLM)",
               "question": HOLDING_OBJECT_QUESTION},
     )
     todo = [n for n in train_data.names if n not in store]

@@ -12,7 +12,7 @@ import numpy as np
 
 from mmcl.io import atomic_write_bytes
 
-__all__ = ["ClassificationMetrics", "topk_hits", "compute_metrics", "write_metrics"]
+__all__ = ["ClassificationMetrics", "top_k_classes", "topk_hits", "compute_metrics", "write_metrics"]
 
 
 @dataclass
@@ -34,11 +34,17 @@ class ClassificationMetrics:
         }
 
 
+def top_k_classes(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best classes of each row (N×K scores -> N×k, best first; equal scores keep class
+    order). The one ranking used by metrics, predict and zero-shot, so they never disagree."""
+    scores = np.asarray(scores)
+    k = max(1, min(int(k), scores.shape[-1]))
+    return np.argsort(-scores, axis=-1, kind="stable")[..., :k]
+
+
 def topk_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Boolean hit per sample: label among the k largest scores (REFERENCE §6.4)."""
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return (top == labels[:, None]).any(axis=1)
+    return (top_k_classes(scores, k) == np.asarray(labels)[:, None]).any(axis=1)
 
 
 def compute_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int | None = None) -> ClassificationMetrics:

@@ -29,7 +29,7 @@ from mmcl.training.loggers import DropRowsAfterCheckpoint, csv_logger, quiet_lig
 from mmcl.training.module import ActionRecognitionModule
 from mmcl.training.run_dir import guarded_run_directory, owns_run_directory, resolve_resume, write_run_header
 
-__all__ = ["train"]
+__all__ = ["train", "initialise_from"]
 
 log = logging.getLogger("mmcl")
 
@@ -114,7 +114,7 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     backbone = card.build()
     heads, wrap_train, collate = _colearning(cfg, backbone)
     if cfg.model.init_from and resume_path is None:
-        _initialise_from(cfg.model.init_from, backbone, heads)
+        initialise_from(cfg.model.init_from, backbone, heads)
     module = _build_module(cfg, card, backbone, heads)
     datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
@@ -214,7 +214,7 @@ def _evaluate_raw_weights(cfg: Config, module: Any, ckpt: dict[str, Any], datase
     return compute_metrics(result["scores"], result["labels"], cfg.data.num_classes).summary()
 
 
-def _initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> None:
+def initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> None:
     """Fine-tuning start point: mmcl checkpoints, exports, official CTR-GCN or official MMCL files.
 
     The file is read once (:func:`mmcl.checkpoints.open_checkpoint`); a misfit is explained from its
