@@ -9,7 +9,7 @@ one-body clips like the real data) and measures, on that same corpus, files/s fo
       per-frame loop), actor assignment, missing-frame removal and centring. It does not pickle
       intermediate results between stages as the real scripts do (which would only slow it down);
   (b) mmcl ``process_file`` in a loop, 1 process;
-  (c) mmcl ``prepare_ntu``'s parse+denoise stage (``_run_chunks``: chunks, worker pool, resume-cache
+  (c) mmcl ``prepare_ntu``'s parse+denoise stage (``run_chunks``: chunks, worker pool, resume-cache
       shards written), with 1 and with N worker processes (default 2);
   (d) optional (--end-to-end): mmcl ``prepare_ntu`` end to end with N workers (also padding and
       writing every split, which is not parsing/denoising).
@@ -40,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from mmcl.formats.ntu import process_file, warm_up
-from mmcl.prepare.ntu import _run_chunks, missing_skeletons, prepare_ntu
+from mmcl.prepare.ntu import prepare_ntu
+from mmcl.prepare.ntu_protocol import missing_skeletons
+from mmcl.prepare.ntu_workers import run_chunks
 from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 
 REFERENCE_FIGURE = 110  # files/s quoted for the reference three-script pipeline (single process)
@@ -261,7 +263,7 @@ def main() -> None:
             def stage(w: int = w, cache: Path = cache) -> None:
                 shutil.rmtree(cache, ignore_errors=True)
                 cache.mkdir()
-                _run_chunks(todo, cache, False, w, False, False, args.chunk_size, None)
+                run_chunks(todo, cache, False, w, False, False, args.chunk_size, None)
 
             run(f"(c) mmcl prepare_ntu stage, {w} worker{'s' if w > 1 else ''}", stage)
         if args.end_to_end:

@@ -12,7 +12,8 @@ import pytest
 
 from mmcl.formats.ntu import parse_name
 from mmcl.formats.ntu_parse import NTUParseError
-from mmcl.prepare.ntu import benchmark_splits, missing_skeletons, prepare_ntu
+from mmcl.prepare.ntu import prepare_ntu
+from mmcl.prepare.ntu_protocol import benchmark_splits, missing_skeletons
 from mmcl.formats.ntu_denoise import process_parsed
 from mmcl.formats import ntu_denoise, ntu_parse
 from mmcl.formats.ntu_parse import _Fallback, _parse_careful, _parse_fast, _parse_numba, _parse_numpy, parse_skeleton

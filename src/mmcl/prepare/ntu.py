@@ -12,11 +12,10 @@ Lone actors (§2.6.2): NTU-60 zero-fills actor 2, NTU-120 duplicates actor 1 int
 reference scripts do). With ``fix_quirks=True`` both zero-fill, so the same recording yields the
 same array in both datasets. Colours follow ``x`` (duplicated where ``x`` is).
 
-Resume: workers process chunks of files and write each chunk's results (centred frames, colours,
-per-sample info, and errors) as one ``.npz`` shard into ``<out>/.cache/<variant>/``, atomically
-(temporary file + ``os.replace``). A rerun reuses every shard sample whose file size and mtime are
-unchanged, so an interrupted run only redoes unfinished chunks. The cache is removed after a
-successful run unless ``keep_cache=True``.
+Resume: the worker pool (:mod:`.ntu_workers`) writes each chunk's results as one shard into
+``<out>/.cache/<variant>/``; a rerun reuses every file whose size and mtime are unchanged, so an
+interrupted run only redoes unfinished chunks. The cache is removed after a successful run unless
+``keep_cache=True``. The benchmark rules live in :mod:`.ntu_protocol`.
 
 Outputs as a set: the benchmark folders, npz files and report are written into a temporary folder
 inside ``<out>`` and moved into place together under a journal (:func:`mmcl.io.commit_set`), so
@@ -31,20 +30,14 @@ reference would crash on) is skipped and listed in ``<out>/prepare_report.json``
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,127 +45,24 @@ import numpy as np
 
 import mmcl
 from mmcl.datasets.prepared import write_prepared
+from mmcl.formats.ntu import parse_name
+from mmcl.formats.ntu_parse import NTU_NUM_JOINTS
 from mmcl.io import (
     LockedError, atomic_savez, atomic_write_text, check_output_folder, commit_set, exclusive_lock, finish_commit,
     printable, remove_stale_temporaries,
 )
-from mmcl.formats.ntu import parse_name, process_file, warm_up
-from mmcl.formats.ntu_denoise import NTUDenoiseError
-from mmcl.formats.ntu_parse import NTU_NUM_JOINTS, NTUParseError, NTUPrepareError
-
-__all__ = [
-    "prepare_ntu",
-    "PrepareReport",
-    "benchmark_splits",
-    "missing_skeletons",
-    "NTU_MAX_FRAMES",
-    "BENCHMARKS",
-]
-
-NTU_MAX_FRAMES = 300  # padded length (REFERENCE §2.6.2: dataset maximum, "300" in the source comment)
-NUM_PERSONS = 2
-NUM_CLASSES = {"ntu60": 60, "ntu120": 120}
-# Valid ranges of the name fields (REFERENCE §1.1): setup, camera, performer, replication, action.
-NAME_RANGES = {"ntu60": (17, 3, 40, 2, 60), "ntu120": (32, 3, 106, 2, 120)}
-BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
-NPZ_NAMES = {
-    ("ntu60", "xsub"): "NTU60_CS.npz",
-    ("ntu60", "xview"): "NTU60_CV.npz",
-    ("ntu120", "xsub"): "NTU120_CSub.npz",
-    ("ntu120", "xset"): "NTU120_CSet.npz",
-}
-# Training subjects (REFERENCE §2.7, TS60 and TS120).
-TRAIN_SUBJECTS_60 = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
-TRAIN_SUBJECTS_120 = TRAIN_SUBJECTS_60 + (
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89,
-    91, 92, 93, 94, 95, 97, 98, 100, 103,
+from mmcl.prepare.ntu_protocol import (
+    BENCHMARKS, NAME_RANGES, NPZ_NAMES, NTU_MAX_FRAMES, NUM_CLASSES, NUM_PERSONS, TWO_PERSON_CLASSES,
+    benchmark_splits, missing_skeletons,
 )
-TRAIN_CAMERAS = (2, 3)  # X-View (REFERENCE §2.7)
-TEST_CAMERAS = (1,)
-# Two-person classes (REFERENCE §10.1), used to flag denoising results that look wrong (fixes §12.22).
-TWO_PERSON_CLASSES = frozenset(range(50, 61)) | frozenset(range(106, 121))
+from mmcl.prepare.ntu_workers import CACHE_FORMAT, CachedResult, load_cache, raise_cached, run_chunks
 
-_CACHE_FORMAT = 1
+__all__ = ["prepare_ntu", "PrepareReport", "PREPARE_LOCK", "REPORT_FILES"]
+
 REPORT_FILES = ("prepare_report.json", "prepare_report.txt")
 PREPARE_LOCK = ".mmcl-prepare.lock"
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def missing_skeletons(dataset: str) -> frozenset[str]:
-    """The shipped list of samples excluded for missing skeletons (REFERENCE §2.1)."""
-    fname = f"{dataset}_samples_with_missing_skeletons.txt"
-    text = resources.files("mmcl").joinpath("resources", "ntu", fname).read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line.strip())
-
-
-def benchmark_splits(names: Sequence[str], dataset: str, benchmark: str) -> tuple[list[int], list[int]]:
-    """Row indices (into ``names``, in sample order) of the train and test split, in reference order.
-
-    For each ID of the rule in ascending order, all matching samples in ``names`` order are appended
-    (REFERENCE §2.7): X-Sub grouped by performer, X-View by camera, X-Set by setup.
-    """
-    fields = [parse_name(n) for n in names]
-    if benchmark == "xsub":
-        key, top = 2, NAME_RANGES[dataset][2]
-        train_ids = list(TRAIN_SUBJECTS_60 if dataset == "ntu60" else TRAIN_SUBJECTS_120)
-        test_ids = [i for i in range(1, top + 1) if i not in train_ids]
-    elif benchmark == "xview" and dataset == "ntu60":
-        key, train_ids, test_ids = 1, list(TRAIN_CAMERAS), list(TEST_CAMERAS)
-    elif benchmark == "xset" and dataset == "ntu120":
-        key, train_ids, test_ids = 0, list(range(2, 33, 2)), list(range(1, 32, 2))
-    else:
-        raise ValueError(f"unknown benchmark {benchmark!r} for {dataset}")
-    by_id: dict[int, list[int]] = {}
-    for i, f in enumerate(fields):
-        by_id.setdefault(f[key], []).append(i)
-    train = [i for k in sorted(train_ids) for i in by_id.get(k, [])]
-    test = [i for k in sorted(test_ids) for i in by_id.get(k, [])]
-    return train, test
-
-
-# --- per-file work (runs in worker processes) ---------------------------------------------------
-
-
-def _process_chunk(
-    shard: str, items: list[tuple[str, str, int, int]], fix_quirks: bool, on_file: Callable[[str], None] | None
-) -> tuple[str, list[dict[str, Any]]]:
-    """Process files and write one cache shard; returns the shard path and the errors."""
-    names, sizes, mtimes, lengths, actors, infos = [], [], [], [], [], []
-    joints: list[np.ndarray] = []
-    colors: list[np.ndarray] = []
-    errors: list[dict[str, Any]] = []
-    for name, path, size, mtime in items:
-        if on_file is not None:
-            on_file(path)
-        try:
-            res = process_file(path, fix_quirks=fix_quirks)
-        except NTUPrepareError as exc:
-            errors.append(
-                {"name": name, "path": path, "size": size, "mtime_ns": mtime, "line": exc.line,
-                 "kind": type(exc).__name__, "reason": exc.reason, "message": str(exc)}
-            )
-            continue
-        names.append(name)
-        sizes.append(size)
-        mtimes.append(mtime)
-        lengths.append(len(res.joints))
-        actors.append(res.num_actors)
-        infos.append(res.info)
-        joints.append(res.joints[:, : 75 * res.num_actors].reshape(-1))
-        colors.append(res.colors[:, : res.num_actors].reshape(-1))
-    atomic_savez(
-        Path(shard),
-        names=np.array(names, dtype="U20"),
-        sizes=np.array(sizes, dtype=np.int64),
-        mtimes=np.array(mtimes, dtype=np.int64),
-        lengths=np.array(lengths, dtype=np.int64),
-        actors=np.array(actors, dtype=np.int64),
-        joints=np.concatenate(joints) if joints else np.zeros(0, np.float32),
-        colors=np.concatenate(colors) if colors else np.zeros(0, np.float32),
-        info=np.array(json.dumps(infos)),
-        errors=np.array(json.dumps(errors)),
-    )
-    return shard, errors
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -261,32 +151,6 @@ def _scan(dirs: Sequence[Path], dataset: str, report: PrepareReport) -> dict[str
     return dict(sorted(found.items()))
 
 
-@dataclass(frozen=True)
-class _Cached:
-    shard: Path
-    index: int  # row in the shard, -1 for a cached error
-    ok: bool
-
-
-def _load_cache(cache: Path, files: dict[str, tuple[str, int, int]]) -> dict[str, _Cached]:
-    """Cached result of every file whose size and mtime are unchanged since it was processed."""
-    done: dict[str, _Cached] = {}
-    for shard in sorted(cache.glob("shard-*.npz")):
-        try:
-            with np.load(shard) as z:
-                names, sizes, mtimes = z["names"].tolist(), z["sizes"].tolist(), z["mtimes"].tolist()
-                errors = json.loads(str(z["errors"]))
-        except (OSError, ValueError, KeyError):  # a damaged shard is simply redone
-            continue
-        for i, (n, size, mtime) in enumerate(zip(names, sizes, mtimes)):
-            if n in files and files[n][1:] == (size, mtime):
-                done[n] = _Cached(shard, i, True)
-        for e in errors:
-            n = e["name"]
-            if n in files and files[n][1:] == (e["size"], e["mtime_ns"]):
-                done[n] = _Cached(shard, -1, False)
-    return done
-
 
 def prepare_ntu(
     skeleton_dirs: Sequence[str | os.PathLike[str]],
@@ -335,22 +199,22 @@ def _prepare_locked(
     report = PrepareReport(dataset=dataset, out=str(out), fix_quirks=fix_quirks)
     files = _scan([Path(d) for d in skeleton_dirs], dataset, report)
 
-    cache = out / ".cache" / f"ntu-f{_CACHE_FORMAT}-{'fixed' if fix_quirks else 'reference'}"
+    cache = out / ".cache" / f"ntu-f{CACHE_FORMAT}-{'fixed' if fix_quirks else 'reference'}"
     cache.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(cache)  # shards a killed worker was writing
     shutil.rmtree(out / ".cache" / "assemble", ignore_errors=True)
-    cached = _load_cache(cache, files)
+    cached = load_cache(cache, files)
     todo = [(n, p, s, m) for n, (p, s, m) in files.items() if n not in cached]
     report.reused = len(files) - len(todo)
     if strict:
         for n, c in cached.items():
             if not c.ok:
-                _raise_cached(c.shard, n)
-    _run_chunks(todo, cache, fix_quirks, workers, strict, progress, chunk_size, on_file)
+                raise_cached(c.shard, n)
+    run_chunks(todo, cache, fix_quirks, workers, strict, progress, chunk_size, on_file)
     report.parsed = len(todo)
 
     # gather cached results for the current file set
-    cached = _load_cache(cache, files)
+    cached = load_cache(cache, files)
     shards: dict[Path, list[tuple[str, int]]] = {}
     for n in files:
         c = cached[n]
@@ -380,91 +244,9 @@ def _prepare_locked(
     return report
 
 
-def _raise_cached(shard: Path, name: str) -> None:
-    with np.load(shard) as z:
-        for e in json.loads(str(z["errors"])):
-            if e["name"] == name:
-                cls = NTUParseError if e["kind"] == "NTUParseError" else NTUDenoiseError
-                raise cls(e["path"], e["reason"], e["line"])
-
-
-def _run_chunks(
-    todo: list[tuple[str, str, int, int]], cache: Path, fix_quirks: bool, workers: int, strict: bool,
-    progress: bool, chunk_size: int, on_file: Callable[[str], None] | None,
-) -> None:
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    bar = _progress(len(todo), progress)
-
-    def shard_path() -> str:
-        return str(cache / f"shard-{uuid.uuid4().hex}.npz")
-
-    def check(errors: list[dict[str, Any]]) -> None:
-        if strict and errors:
-            e = errors[0]
-            cls = NTUParseError if e["kind"] == "NTUParseError" else NTUDenoiseError
-            raise cls(e["path"], e["reason"], e["line"])
-
-    if chunks:
-        # compile / load the compiled parser once, before any file is timed or forked: forked workers
-        # inherit it, spawned ones load numba's on-disk cache in their initializer
-        warm_up()
-    try:
-        if workers <= 1 or len(chunks) <= 1:
-            for ch in chunks:
-                _, errors = _process_chunk(shard_path(), ch, fix_quirks, on_file)
-                bar.update(len(ch))
-                check(errors)
-            return
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-            pending = {pool.submit(_process_chunk, shard_path(), ch, fix_quirks, on_file): len(ch) for ch in chunks}
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        n = pending.pop(fut)
-                        _, errors = fut.result()
-                        bar.update(n)
-                        check(errors)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    finally:
-        bar.close()
-
-
-def _init_worker(parent: int) -> None:
-    """Worker start: die with the parent (a SIGKILLed prepare must not leave ~350 MB workers behind,
-    Linux ``prctl(PR_SET_PDEATHSIG)``), leave Ctrl-C to the parent, load the compiled parser."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: workers end when they find the call queue closed
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warm_up()
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled or total == 0:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return _NoBar()
-    return tqdm(total=total, unit="file", desc="parse+denoise", file=sys.stderr)
-
 
 def _assemble(
-    names: list[str], files: dict[str, tuple[str, int, int]], cached: dict[str, _Cached], dataset: str,
+    names: list[str], files: dict[str, tuple[str, int, int]], cached: dict[str, CachedResult], dataset: str,
     out: Path, cache_root: Path, report: PrepareReport, fix_quirks: bool, npz: bool, want_colors: bool,
     skeleton_dirs: Iterable[Any],
 ) -> None:
