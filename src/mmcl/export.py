@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from mmcl.checkpoints import ModelCard, open_checkpoint
@@ -140,7 +141,6 @@ def export_backbone(
     onnx_exporter: str = "auto",
 ) -> dict[str, Path]:
     """Write a backbone's inference artefacts (module docstring) into ``out_dir``; returns paths by kind."""
-    from safetensors.torch import save_file
 
     unknown = sorted(set(formats) - set(FILE_NAMES))
     if unknown:

@@ -28,10 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmcl.io import atomic_savez
+from mmcl.checkpoints.official_mmcl import FRM_MLP_PREFIX, NEG_KEY, POS_KEY, load_mmcl_checkpoint
+from mmcl.colearning.frm import FeatureRefinement
+from mmcl.colearning.objective import CoLearningHeads, FRMConfig
+from mmcl.formats.kinect_v1 import load_kinect_v1, load_utd_skeleton, parse_utd_name
 from mmcl.formats.skeleton_file import RawSkeleton
+from mmcl.io import atomic_savez
+from mmcl.modalities.store import FeatureStore
 from mmcl.predict import TOP_K, LoadedModel, describe_error, load_model, model_input
 from mmcl.results.metrics import top_k_classes, topk_hits
+from mmcl.skeleton.layouts import KINECT20
 
 __all__ = [
     "ZERO_SHOT_DATASETS",
@@ -205,7 +211,6 @@ def mapping_descriptions(path: str | os.PathLike[str] | None = None) -> dict[str
 
 def read_joint_order(path: str | os.PathLike[str]) -> list[str]:
     """20 Kinect-v1 joint names (``KINECT20`` spelling), one per line, in the files' joint order."""
-    from mmcl.skeleton.layouts import KINECT20
 
     p = Path(path)
     names = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
@@ -220,7 +225,6 @@ def read_joint_order(path: str | os.PathLike[str]) -> list[str]:
 
 def _action_of(path: Path, dataset: str) -> str | None:
     if dataset == "utd-mhad":
-        from mmcl.formats.kinect_v1 import parse_utd_name
 
         try:
             a, _, _ = parse_utd_name(path)
@@ -260,7 +264,6 @@ def find_samples(data: str | os.PathLike[str], dataset: str, mapping: Mapping[st
 
 
 def _read_sequence(sample: ZeroShotSample, dataset: str, joint_order: Sequence[str] | None) -> np.ndarray:
-    from mmcl.formats.kinect_v1 import load_kinect_v1, load_utd_skeleton
 
     if dataset == "utd-mhad":
         return load_utd_skeleton(sample.path)
@@ -278,9 +281,6 @@ def load_frm_head(loaded: LoadedModel, kind: str) -> torch.nn.Module:
     ``heads.frm.*``; ``kind`` is the text feature kind (from the text store). Raises ValueError when
     the checkpoint has no FRM weights. Uses the weights already read by :func:`load_model`.
     """
-    from mmcl.checkpoints.official_mmcl import FRM_MLP_PREFIX, NEG_KEY, POS_KEY, load_mmcl_checkpoint
-    from mmcl.colearning.frm import FeatureRefinement
-    from mmcl.colearning.objective import CoLearningHeads, FRMConfig
 
     opened = loaded.opened
     path = opened.path
@@ -367,7 +367,6 @@ def evaluate_zero_shot(
 
     store = frm = None
     if text_store is not None:
-        from mmcl.modalities.store import FeatureStore
 
         store = FeatureStore.open(text_store)
         frm = load_frm_head(loaded, str(store.kind))

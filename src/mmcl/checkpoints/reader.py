@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from mmcl.checkpoints.card import CardMismatchError, ModelCard, default_class_names
@@ -114,8 +116,6 @@ class OpenedCheckpoint:
 
 
 def _exported(path: Path, st: Path, js: Path) -> OpenedCheckpoint:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     try:
         info = json.loads(js.read_text(encoding="utf-8"))

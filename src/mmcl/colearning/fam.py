@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmcl.modalities.cnn import build_image_encoder
+
 __all__ = ["FAM_HIDDEN", "RGB_MODES", "REFERENCE_RGB_DIM", "FeatureAlignment", "RGBBranch", "freeze_auxiliary_head"]
 
 FAM_HIDDEN: int = 256  # REFERENCE §7.1 step 3 (MLP_FAM Linear(1000->256) -> ReLU -> Linear(256->256))
@@ -116,7 +118,6 @@ class RGBBranch(nn.Module):
         self.encoder: nn.Module | None = None
         if mode == "trainable":
             if encoder is None:
-                from mmcl.modalities.cnn import build_image_encoder
 
                 built = build_image_encoder(encoder_name, weights, allow_random=allow_random)
                 encoder = built[0] if isinstance(built, tuple) else built  # (encoder, transform)

@@ -12,7 +12,10 @@ from typing import Any, Callable
 
 from torch import nn
 
+from mmcl.colearning.objective import FAMConfig, FRMConfig, build_colearning_heads
 from mmcl.config import Config
+from mmcl.datasets.multimodal import MultiModalDataset, multimodal_collate
+from mmcl.modalities.store import FeatureStore
 
 __all__ = ["build_colearning"]
 
@@ -26,9 +29,6 @@ def build_colearning(cfg: Config, backbone: nn.Module) -> tuple[nn.Module | None
     (``rgb_store``, frozen). FRM needs a text feature store. A switch without its input is a
     configuration error, reported before anything is trained.
     """
-    from mmcl.colearning.objective import FAMConfig, FRMConfig, build_colearning_heads
-    from mmcl.datasets.multimodal import MultiModalDataset, multimodal_collate
-    from mmcl.modalities.store import FeatureStore
 
     c = cfg.colearning
     fam = frm = None

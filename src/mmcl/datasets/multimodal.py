@@ -42,6 +42,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
+from mmcl.modalities.store import FeatureStore
+
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
     "IMAGE_EXTENSIONS",
@@ -122,7 +124,6 @@ def load_image(path: str | Path, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZ
 def _open_store(store: Any) -> Any:
     if store is None or hasattr(store, "get"):
         return store
-    from mmcl.modalities.store import FeatureStore
 
     return FeatureStore.open(store)
 

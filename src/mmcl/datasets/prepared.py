@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from mmcl import __version__
 from mmcl.datasets.base import DataError
-from mmcl.formats.errors import READ_ERRORS
 from mmcl.datasets.splits import SPLITS, normalize_split
+from mmcl.formats.errors import READ_ERRORS
 from mmcl.io import atomic_save_npy, atomic_write_text, pending_commit
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import valid_frame_count
@@ -321,7 +322,6 @@ def write_prepared(
     e.g. ``sources``, are stored too); counts, max_frames, mmcl_version and created are filled
     in, and counts of a split written earlier are kept. Returns ``root``.
     """
-    from mmcl import __version__
 
     root = Path(root)
     s = normalize_split(split)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mmcl.checkpoints import ModelCard
 from mmcl.config import Config
@@ -92,7 +93,6 @@ def _chance(labels: np.ndarray) -> float:
 
 def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Path, Path]:
     """Composites, text features and CNN features of the training samples (resumable)."""
-    import torch
 
 
     images = out / "data" / "composites"
@@ -118,9 +118,7 @@ def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Pat
 
 def _latency_ms(cfg: Config, repeats: int = 20) -> float:
     """Median batch-1 skeleton-only inference latency of the demo model on this CPU."""
-    import time as _time
 
-    import torch
 
 
     model = ModelCard.from_config(cfg).build().eval()
@@ -130,9 +128,9 @@ def _latency_ms(cfg: Config, repeats: int = 20) -> float:
         for _ in range(3):
             model(x)
         for _ in range(repeats):
-            t = _time.perf_counter()
+            t = time.perf_counter()
             model(x)
-            times.append(_time.perf_counter() - t)
+            times.append(time.perf_counter() - t)
     return 1000 * float(np.median(times))
 
 

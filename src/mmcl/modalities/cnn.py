@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torchvision import models
+from tqdm.auto import tqdm
 
 from mmcl.formats.checkpoint_file import load_torchscript, read_checkpoint, unwrap_checkpoint
 
@@ -122,7 +124,6 @@ def build_image_encoder(
         return ImageEncoder(net, name, "torchscript", dim, str(weights)).eval(), transform
     if name not in STANDARD_WEIGHT_FILES:
         raise ValueError(f"unknown image encoder {name!r}; choose inception_v3, resnet34 or torchscript")
-    from torchvision import models
 
     path = _resolve_weights(name, weights)
     if path is None and not allow_random:
@@ -216,7 +217,6 @@ def extract_cnn_features(
     One store chunk is committed per batch, so a killed run loses at most one batch. ``amp``:
     bf16 autocast on CUDA (features are stored as float32).
     """
-    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     image_dir, dev = Path(image_dir), torch.device(device)

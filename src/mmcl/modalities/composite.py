@@ -38,7 +38,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
+from mmcl.formats.ntu_parse import parse_skeleton_file
 from mmcl.io import atomic_write, atomic_write_json
 
 from .detect import (
@@ -269,7 +271,6 @@ def extract_rgb(
     ``PersonDetector`` instance (must pickle when ``workers`` > 1). ``margin``: None = the
     source's default (``SKELETON_MARGIN`` / ``DETECTOR_MARGIN``). Writes ``rgb_report.json``.
     """
-    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -411,7 +412,6 @@ def colors_from_skeleton_file(path: str | Path, max_bodies: int = 2) -> np.ndarr
     skeleton frame t is video frame t. Bodies are taken in order of first appearance (no
     denoising: prefer the prepared ``colors_{split}.npy`` for multi-body samples).
     """
-    from mmcl.formats.ntu_parse import parse_skeleton_file
 
     parsed = parse_skeleton_file(path)
     total = parsed.num_frames + len(parsed.dropped_frames)

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from .cnn import FeatureExtractSummary, pending_names
 from .store import FeatureStore, package_versions
@@ -244,7 +245,6 @@ def extract_text_features(
 
     Decoded answers are appended to ``<store>/answers.tsv`` (name, answer) for inspection.
     """
-    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     image_dir, dev = Path(image_dir), torch.device(device)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from mmcl.formats.ntu import process_file, warm_up
 from mmcl.formats.ntu_denoise import NTUDenoiseError
@@ -178,9 +179,5 @@ class _NoBar:
 
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled or total == 0:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
         return _NoBar()
     return tqdm(total=total, unit="file", desc="parse+denoise", file=sys.stderr)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import yaml
 
 from mmcl.io import atomic_write_bytes
 from mmcl.results.metrics import ClassificationMetrics, compute_metrics
@@ -100,7 +101,6 @@ def fuse_scores(scores: Sequence[np.ndarray], weights: Sequence[float], normaliz
 
 
 def _read_weights_file(path: str | Path) -> Any:
-    import yaml
 
     p = Path(path)
     if not p.is_file():

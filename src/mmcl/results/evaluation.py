@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from mmcl.checkpoints import OpenedCheckpoint, open_checkpoint
 from mmcl.config import Config
+from mmcl.datasets import class_names
 from mmcl.datasets.base import EpochSampler
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.sources import open_source
@@ -42,10 +43,6 @@ __all__ = [
 
 def class_names_for(cfg: Config) -> list[str] | None:
     """Class names of the configured dataset when mmcl ships them."""
-    try:
-        from mmcl.datasets import class_names
-    except ImportError:
-        return None
     try:
         names = class_names(cfg.data.dataset)
     except (KeyError, ValueError, FileNotFoundError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,6 @@ def write_metrics(run_dir: str | Path, metrics: ClassificationMetrics, class_nam
         names[i]: (None if np.isnan(metrics.per_class_accuracy[i]) else float(metrics.per_class_accuracy[i])) for i in range(k)
     }
     atomic_write_bytes(run_dir / f"{prefix}_metrics.json", json.dumps(payload, indent=2).encode())
-    import io
 
     out = io.StringIO()
     writer = csv.writer(out)

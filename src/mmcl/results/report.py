@@ -16,10 +16,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import yaml
 
+from mmcl.datasets import class_names
 from mmcl.io import atomic_write_bytes
 from mmcl.results.metrics import ClassificationMetrics, compute_metrics
-from mmcl.results.scores import align_score_sets, load_score_set
+from mmcl.results.plots import (
+    plot_confusion,
+    plot_per_class,
+    plot_per_class_comparison,
+    plot_training_curves,
+    read_csv_log,
+)
+from mmcl.results.scores import ScoreSet, align_score_sets, load_score_set
 
 __all__ = ["RunData", "Comparison", "load_run", "worst_confusions", "compare_runs", "write_report"]
 
@@ -58,7 +67,6 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return {}
-    import yaml
 
     try:
         data = yaml.safe_load(path.read_text())
@@ -73,7 +81,6 @@ def _class_names(dataset: str | None, num_classes: int) -> list[str] | None:
     if not dataset:
         return None
     try:
-        from mmcl.datasets import class_names
 
         names = class_names(dataset)
     except (ImportError, ValueError, KeyError, FileNotFoundError):
@@ -132,7 +139,6 @@ def best_epoch(run: RunData) -> tuple[int | None, float | None, str]:
     if res.get("best_epoch") is not None and int(res["best_epoch"]) > 0:
         return int(res["best_epoch"]), res.get("best_selection_top1"), str(res.get("selection_split", ""))
     if run.csv_path is not None:
-        from mmcl.results.plots import read_csv_log
 
         series = read_csv_log(run.csv_path).get("val/top1")
         if series:
@@ -168,7 +174,6 @@ class Comparison:
 
 def compare_runs(run_a: RunData, run_b: RunData, *, top: int = 10) -> Comparison:
     """Per-class accuracy of two runs joined by sample name; picks up to ``top`` classes by |B − A| (Δ ≠ 0)."""
-    from mmcl.results.scores import ScoreSet
 
     sets = [
         ScoreSet(run_a.label, run_a.run_dir, "test", run_a.names, run_a.labels, run_a.scores),
@@ -327,7 +332,6 @@ def write_report(
     With ``compare``, ``run_dir`` is A and ``compare`` is B; ``labels`` names them (default: the
     directory names).
     """
-    from mmcl.results.plots import plot_confusion, plot_per_class, plot_per_class_comparison, plot_training_curves
 
     if labels is not None and len(labels) != (2 if compare is not None else 1):
         raise ValueError(f"--labels takes {'two names (RUN_DIR and --compare)' if compare is not None else 'one name'}, got {len(labels)}")

@@ -8,6 +8,7 @@ sample name, never by row order.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import yaml
 
 from mmcl.io import atomic_write_bytes
 
@@ -81,7 +83,6 @@ def load_scores(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def _load_csv_scores(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    import csv
 
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
@@ -229,7 +230,6 @@ def _stream_of_run(path: str | Path) -> str | None:
     if not cfg.is_file():
         return None
     try:
-        import yaml
 
         data = yaml.safe_load(cfg.read_text()) or {}
         stream = (data.get("data") or {}).get("stream")

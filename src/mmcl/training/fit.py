@@ -18,6 +18,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from mmcl.checkpoints import open_checkpoint, read_checkpoint
 from mmcl.checkpoints.card import ModelCard
+from mmcl.checkpoints.official_mmcl import load_mmcl_checkpoint
+from mmcl.colearning.wiring import build_colearning
 from mmcl.config import Config, config_to_dict
 from mmcl.io import atomic_write_bytes, check_output_folder
 from mmcl.results.evaluation import eval_loader, run_inference, set_threads, write_evaluation
@@ -25,6 +27,7 @@ from mmcl.results.metrics import compute_metrics
 from mmcl.results.plots import plot_training_curves
 from mmcl.training.checkpoint import atomic_checkpoint_io
 from mmcl.training.data import SkeletonDataModule
+from mmcl.training.ema import RAW_STATE_KEY, ExponentialMovingAverage
 from mmcl.training.loggers import DropRowsAfterCheckpoint, csv_logger, quiet_lightning
 from mmcl.training.module import ActionRecognitionModule
 from mmcl.training.run_dir import guarded_run_directory, owns_run_directory, resolve_resume, write_run_header
@@ -82,7 +85,6 @@ def _colearning(cfg: Config, backbone: torch.nn.Module):
     """Heads plus the training-set wrapper that joins extra modalities by sample name."""
     if not (cfg.colearning.fam or cfg.colearning.frm):
         return None, None, None
-    from mmcl.colearning.wiring import build_colearning
 
     return build_colearning(cfg, backbone)
 
@@ -145,7 +147,6 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     )
     callbacks: list[Any] = [checkpoint_cb, last_cb]
     if cfg.trainer.ema_decay > 0:
-        from mmcl.training.ema import ExponentialMovingAverage
 
         callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
     if resume_path is not None:
@@ -200,7 +201,6 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
 
 def _evaluate_raw_weights(cfg: Config, module: Any, ckpt: dict[str, Any], dataset: Any) -> dict[str, Any] | None:
     """Test metrics of the non-averaged weights stored beside the EMA in a checkpoint (scores not written)."""
-    from mmcl.training.ema import RAW_STATE_KEY
 
     raw = ckpt.get(RAW_STATE_KEY)
     if raw is None:
@@ -223,7 +223,6 @@ def initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn
     opened = open_checkpoint(path)
     opened.load_into(backbone)
     if heads is not None and opened.kind == "official-mmcl":
-        from mmcl.checkpoints.official_mmcl import load_mmcl_checkpoint
 
         report = load_mmcl_checkpoint(backbone, heads, opened.official_state, load_encoder=True)
         log.warning("initialised from %s: %s", path, report.summary())

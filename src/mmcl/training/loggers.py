@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from mmcl.io import atomic_write_text
 
@@ -32,11 +34,9 @@ def quiet_lightning(resuming: bool = False) -> None:
 def csv_logger(run_dir: Path, *, append: bool, flush_every: int = 100) -> Any:
     """Lightning's CSV logger, written to disk every ``flush_every`` steps (so ``tail -f`` follows the
     run); on --resume it appends to the existing metrics.csv instead of deleting it."""
-    from lightning.pytorch.loggers import CSVLogger
 
     logger = CSVLogger(str(run_dir), name="", version="csv", flush_logs_every_n_steps=max(1, flush_every))
     if append:
-        from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
         class AppendingWriter(ExperimentWriter):
             def _check_log_dir_exists(self) -> None:  # keep the rows of the interrupted run

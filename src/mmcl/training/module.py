@@ -21,6 +21,7 @@ from torch import nn
 from mmcl.checkpoints.card import ModelCard
 from mmcl.checkpoints.reader import CARD_KEY
 from mmcl.config import OptimConfig
+from mmcl.results.metrics import compute_metrics
 from mmcl.training.schedule import lr_factor_fn
 
 __all__ = ["ActionRecognitionModule", "training_loss", "NonFiniteLossError"]
@@ -161,7 +162,6 @@ class ActionRecognitionModule(pl.LightningModule):
         return logits.cpu().numpy()[order], labels.cpu().numpy()[order], index_np[order]
 
     def _finish_eval(self, stage: str) -> None:
-        from mmcl.results.metrics import compute_metrics
 
         scores, labels, index = self._collect()
         if len(labels) == 0:

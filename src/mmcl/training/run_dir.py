@@ -25,10 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import lightning
 import numpy as np
 import torch
+import torchvision
 import yaml
 
+import mmcl
 from mmcl.config import Config, config_to_dict
 from mmcl.io import LockedError, atomic_write_bytes, exclusive_lock
 
@@ -44,10 +47,7 @@ __all__ = [
 
 
 def environment_info(seed: int | None = None) -> dict[str, Any]:
-    import lightning
-    import torchvision
 
-    import mmcl
 
     return {
         "mmcl": mmcl.__version__,
