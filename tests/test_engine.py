@@ -342,11 +342,11 @@ def test_a_diverging_training_stops_naming_the_step_and_keeps_its_last_checkpoin
 
 
 def test_the_stop_message_names_the_samples_with_non_finite_input() -> None:
-    from mmcl.training.module import _nonfinite_loss_message
+    from mmcl.training.module import nonfinite_loss_message
 
     x = torch.zeros(3, 3, 4, 25, 1)
     x[1, 0, 2, 3, 0] = float("inf")
     batch = {"x": x, "name": ["a01", "a02", "a03"], "label": torch.zeros(3, dtype=torch.long)}
-    text = _nonfinite_loss_message(torch.tensor(float("nan")), {"cls": torch.tensor(float("nan"))}, batch, 3, 41)
+    text = nonfinite_loss_message(torch.tensor(float("nan")), {"cls": torch.tensor(float("nan"))}, batch, 3, 41)
     assert "epoch 3, global step 41" in text and "loss term(s) cls" in text
     assert "non-finite input values in sample(s): a02" in text

@@ -24,14 +24,14 @@ from mmcl.config import OptimConfig
 from mmcl.results.metrics import compute_metrics
 from mmcl.training.schedule import lr_factor_fn
 
-__all__ = ["ActionRecognitionModule", "training_loss", "NonFiniteLossError"]
+__all__ = ["ActionRecognitionModule", "training_loss", "NonFiniteLossError", "nonfinite_loss_message"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; continuing would only write NaN weights."""
 
 
-def _nonfinite_loss_message(loss: torch.Tensor, terms: dict[str, torch.Tensor], batch: dict[str, Any], epoch: int, step: int) -> str:
+def nonfinite_loss_message(loss: torch.Tensor, terms: dict[str, torch.Tensor], batch: dict[str, Any], epoch: int, step: int) -> str:
     """Where it happened and which samples to look at: those with non-finite input first, else the batch."""
     names = [str(n) for n in batch.get("name", [])]
     bad_terms = [k for k, v in terms.items() if not bool(torch.isfinite(v))]
@@ -119,7 +119,7 @@ class ActionRecognitionModule(pl.LightningModule):
         features, logits = self._features_and_logits(x)
         loss, terms = training_loss(features, logits, batch, self.heads)
         if not bool(torch.isfinite(loss)):  # one host sync per step: cheaper than a run of NaN epochs
-            raise NonFiniteLossError(_nonfinite_loss_message(loss, terms, batch, self.current_epoch, self.global_step))
+            raise NonFiniteLossError(nonfinite_loss_message(loss, terms, batch, self.current_epoch, self.global_step))
         bs = y.shape[0]
         logs = {f"train/loss_{key}": value.detach() for key, value in terms.items()}
         logs["train/loss"] = loss.detach()
