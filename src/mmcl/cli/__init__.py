@@ -14,12 +14,14 @@ import argparse
 import logging
 import os
 import sys
+from collections import Counter
+from pathlib import Path
 from typing import Callable, Sequence
 
 from mmcl import __version__
 from mmcl.cli import extract, inference, prepare, results, run
 
-__all__ = ["main", "build_parser", "AREAS"]
+__all__ = ["main", "build_parser", "parse_arguments", "AREAS"]
 
 AREAS = (run, prepare, extract, results, inference)  # the order of `mmcl --help`
 
@@ -68,10 +70,39 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _is_override(token: str) -> bool:
+    """``KEY=VALUE`` with a dotted or plain config key (not an option, not a path)."""
+    key, sep, _ = token.partition("=")
+    return bool(sep) and not token.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """argparse, plus what users expect of KEY=VALUE overrides: they work wherever they stand
+    (also after options), and ``--resume`` never takes one as its value."""
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "overrides"):
+        if isinstance(getattr(args, "resume", None), str) and _is_override(args.resume) and not Path(args.resume).exists():
+            args.overrides = [*args.overrides, args.resume]  # `--resume trainer.epochs=2`: a bare --resume, then an override
+            args.resume = "auto"
+        stray = [t for t in args.overrides if not _is_override(t)]
+        if stray:
+            parser.error(f"unrecognized arguments: {' '.join(stray)} (config overrides are KEY=VALUE, e.g. trainer.epochs=2)")
+        found = Counter([*args.overrides, *(t for t in extra if _is_override(t))])
+        args.overrides = []
+        for token in argv:  # command-line order: a later override of a key wins
+            if found[token]:
+                found[token] -= 1
+                args.overrides.append(token)
+        extra = [t for t in extra if not _is_override(t)]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("MMCL_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, sys.argv[1:] if argv is None else list(argv))
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

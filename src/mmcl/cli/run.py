@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from mmcl.io import check_output_folder
 
 __all__ = ["register", "load_run_config"]
+
+TRAIN_OVERRIDES = """\
+useful overrides (KEY=VALUE, anywhere on the line; `mmcl config show -c CONFIG` lists every key):
+  trainer.epochs=N                     epochs (the LR schedule's steps are in optim.lr_steps)
+  trainer.limit_train_batches=0.1      a quick run: this fraction (or number) of the training batches per epoch
+  trainer.limit_val_batches=0.2        ... and of the evaluation batches
+  data.batch_size=16 optim.base_lr=0.025   batch size; scale the learning rate with it
+  data.num_workers=N                   data loading processes (0 = in the main process)
+  trainer.precision=bf16-mixed         bf16 autocast (AVX-512 BF16 / AMX CPUs, recent GPUs)
+  trainer.ema_decay=0.999              also evaluate an exponential moving average of the weights
+  data.val_fraction=0.1                select the best epoch on a validation split carved from train
+  trainer.progress=false               no progress output (the start banner and the summary stay)
+  trainer.devices=4 trainer.strategy=ddp   several GPUs
+"""
 
 
 def _config_args(p: argparse.ArgumentParser, *, config_required: bool = False) -> None:
@@ -21,7 +37,10 @@ def _config_args(p: argparse.ArgumentParser, *, config_required: bool = False) -
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("train", help="train one stream of a benchmark", description="Train a skeleton backbone (optionally with MMCL co-learning), checkpoint every epoch, evaluate the best checkpoint and write scores.npz.")
+    p = sub.add_parser(
+        "train", help="train one stream of a benchmark", epilog=TRAIN_OVERRIDES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a skeleton backbone (optionally with MMCL co-learning), checkpoint every epoch, evaluate the best checkpoint and write scores.npz.",
+    )
     _config_args(p)
     p.add_argument("--resume", nargs="?", const="auto", help="continue a run exactly: a checkpoint, a run directory, or nothing (= the run directory's last.ckpt)")
     p.add_argument("--overwrite", action="store_true", help="start again from scratch in a run directory that already holds a run (default: refuse; --resume continues it)")
@@ -50,6 +69,21 @@ def register(sub: Any) -> None:
     p.add_argument("--skeleton-only", action="store_true", help="skip the MMCL comparison (plain backbone only)")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("config", help="show the resolved configuration of a run (every key)")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    q = csub.add_parser("show", help="print the configuration a train/test run would use, as YAML: the file, then the options and KEY=VALUE overrides")
+    _config_args(q)
+    q.set_defaults(func=cmd_config_show)
+
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mmcl.config import config_to_dict
+
+    print(yaml.safe_dump(config_to_dict(load_run_config(args)), sort_keys=False), end="")
+    return 0
 
 
 def load_run_config(args: argparse.Namespace) -> Any:
@@ -88,15 +122,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmcl.training.fit import train
 
     cfg = load_run_config(args)
-    results = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    try:
+        results = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        _say_how_to_resume(cfg.trainer.work_dir)
+        return 130
     if results.get("test"):
         t = results["test"]
+        weights = " (EMA weights)" if results.get("test_raw_weights") else ""
         print(
-            f"[{cfg.name}] best epoch {results.get('best_epoch')} (selected on {results['selection_split']}): "
-            f"test top-1 {100 * t['top1']:.2f}%  top-5 {100 * t['top5']:.2f}%  mean class {100 * t['mean_class_accuracy']:.2f}%"
+            f"[{cfg.name}] best epoch {results.get('best_epoch')} of {cfg.trainer.epochs} (selected on {results['selection_split']}): "
+            f"test top-1 {100 * t['top1']:.2f}%  top-5 {100 * t['top5']:.2f}%  mean class {100 * t['mean_class_accuracy']:.2f}%{weights}"
         )
+        if results.get("test_raw_weights"):
+            r = results["test_raw_weights"]
+            print(f"[{cfg.name}] same checkpoint, raw weights: test top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  "
+                  f"mean class {100 * r['mean_class_accuracy']:.2f}%")
         print(f"run directory: {cfg.trainer.work_dir}")
     return 0
+
+
+def _without_resume(argv: list[str]) -> list[str]:
+    """The command line minus its --resume option (and the option's value, when it has one)."""
+    out, skip = [], False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token == "--resume":
+            nxt = argv[i + 1] if i + 1 < len(argv) else ""
+            skip = bool(nxt) and not nxt.startswith("-") and "=" not in nxt
+            continue
+        if token.startswith("--resume="):
+            continue
+        out.append(token)
+    return out
+
+
+def _say_how_to_resume(work_dir: str) -> None:
+    """Ctrl-C during training: where the last checkpoint is and the command that continues it."""
+    last = Path(work_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        print(f"mmcl: interrupted before the first checkpoint; nothing to resume in {work_dir}", file=sys.stderr)
+        return
+    argv = _without_resume(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ["train", "..."]
+    print(f"mmcl: interrupted; the last checkpoint is {last}\n"
+          f"continue exactly where it stopped with: mmcl {' '.join(shlex.quote(a) for a in argv)} --resume {shlex.quote(str(work_dir))}",
+          file=sys.stderr)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

@@ -13,12 +13,13 @@ from mmcl.datasets.prepared import META_FILE, PreparedSource, ReferenceNpzSource
 __all__ = ["open_source", "dataset_names", "splits_of"]
 
 
-def open_source(path: str | Path, split: str, **kwargs: Any) -> SkeletonSource:
+def open_source(path: str | Path, split: str, *, progress: bool = True, **kwargs: Any) -> SkeletonSource:
     """Open a skeleton source by looking at ``path``.
 
     A ``.npz`` file -> :class:`ReferenceNpzSource`; a folder with ``meta.json`` ->
     :class:`PreparedSource`; a folder of ``*.json`` files (NW-UCLA ``all_sqe``) ->
-    :class:`~mmcl.datasets.nwucla.NWUCLASource`. Extra keyword arguments go to that class.
+    :class:`~mmcl.datasets.nwucla.NWUCLASource`. Extra keyword arguments go to that class;
+    ``progress`` is the NW-UCLA loading bar (the other sources open without reading every file).
     """
     p = Path(path)
     if not p.exists():
@@ -30,7 +31,7 @@ def open_source(path: str | Path, split: str, **kwargs: Any) -> SkeletonSource:
     if (p / META_FILE).is_file():
         return PreparedSource(p, split, **kwargs)
     if any(child.suffix == ".json" for child in p.iterdir()):
-        return NWUCLASource(p, split, **kwargs)
+        return NWUCLASource(p, split, progress=progress, **kwargs)
     raise DataError("is neither a prepared folder (meta.json) nor an NW-UCLA all_sqe folder (*.json)", p)
 
 

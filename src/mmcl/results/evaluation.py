@@ -7,6 +7,7 @@ the confusion / per-class plots; ``test_results.json`` for ``mmcl test``.
 
 from __future__ import annotations
 
+import sys
 import copy
 import json
 import time
@@ -125,7 +126,7 @@ def evaluate(cfg: Config, checkpoint: str | Path | OpenedCheckpoint, *, out_dir:
     opened = checkpoint if isinstance(checkpoint, OpenedCheckpoint) else open_checkpoint(checkpoint, config=cfg)
     cfg = opened.card.apply_to_config(copy.deepcopy(cfg)).validate()
     set_threads(cfg)
-    source = open_source(cfg.data.path, split or cfg.data.test_split)
+    source = open_source(cfg.data.path, split or cfg.data.test_split, progress=sys.stderr.isatty())
     opened.card.check_data(layout=source.layout, num_classes=source.num_classes, num_persons=source.num_persons, where=str(cfg.data.path))
     dataset = eval_dataset(source, opened.card.input, cfg.trainer.seed)
     backbone = opened.build_model()

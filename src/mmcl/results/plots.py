@@ -48,6 +48,11 @@ def read_csv_log(path: str | Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+def _one_based(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    """Epochs as the console and the summary count them (1 = first; metrics.csv counts from 0)."""
+    return [e + 1 for e, _ in points], [v for _, v in points]
+
+
 def plot_training_curves(csv_path: str | Path, out_path: str | Path, title: str = "") -> None:
     """Loss, accuracy and learning rate per epoch from a run's CSV log."""
     series = read_csv_log(csv_path)
@@ -56,20 +61,20 @@ def plot_training_curves(csv_path: str | Path, out_path: str | Path, title: str 
     for key in sorted(series):
         if not key.endswith("_epoch") or "loss" not in key:
             continue
-        e, v = zip(*series[key])
+        e, v = _one_based(series[key])
         axes[0].plot(e, v, marker=".", label=key.replace("train/", "").replace("_epoch", ""))
     axes[0].set_title("training losses")
     for key in ("train/top1_epoch", "val/top1", "val/top5", "test/top1"):
         if key in series:
-            e, v = zip(*series[key])
+            e, v = _one_based(series[key])
             axes[1].plot(e, [100 * x for x in v], marker=".", label=key.replace("_epoch", ""))
     axes[1].set_title("accuracy (%)")
     if "train/lr" in series:
-        e, v = zip(*series["train/lr"])
+        e, v = _one_based(series["train/lr"])
         axes[2].plot(e, v, marker=".")
     axes[2].set_title("learning rate")
     for ax in axes:
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (1 = first)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -8,6 +8,7 @@ count or where a run was resumed.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import lightning.pytorch as pl
@@ -66,8 +67,9 @@ class SkeletonDataModule(pl.LightningDataModule):
         if not d.path:
             raise FileNotFoundError("no dataset path given: set data.path (or pass --data PATH)")
         seed = self.cfg.trainer.seed
-        train_source = open_source(d.path, d.train_split)
-        test_source = open_source(d.path, d.test_split)
+        bars = self.cfg.trainer.progress and sys.stderr.isatty()  # NW-UCLA loading bars: a terminal only
+        train_source = open_source(d.path, d.train_split, progress=bars)
+        test_source = open_source(d.path, d.test_split, progress=bars)
         val_source = None
         if d.val_fraction > 0:
             tr_idx, va_idx = carve_validation(train_source.names, train_source.labels, d.val_fraction, d.val_seed)

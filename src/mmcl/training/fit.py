@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from mmcl.checkpoints import open_checkpoint, read_checkpoint
@@ -26,6 +26,7 @@ from mmcl.results.evaluation import eval_loader, run_inference, set_threads, wri
 from mmcl.results.metrics import compute_metrics
 from mmcl.results.plots import plot_training_curves
 from mmcl.training.checkpoint import atomic_checkpoint_io
+from mmcl.training.console import EpochLines, NumberedProgressBar, check_batches, interactive
 from mmcl.training.data import SkeletonDataModule
 from mmcl.training.ema import RAW_STATE_KEY, ExponentialMovingAverage
 from mmcl.training.loggers import DropRowsAfterCheckpoint, csv_logger, quiet_lightning
@@ -37,7 +38,7 @@ __all__ = ["train", "initialise_from"]
 log = logging.getLogger("mmcl")
 
 
-def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, loggers: Any = False) -> pl.Trainer:
+def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, loggers: Any = False, progress_bar: bool = False) -> pl.Trainer:
     t = cfg.trainer
     kwargs: dict[str, Any] = dict(
         max_epochs=t.epochs,
@@ -49,7 +50,7 @@ def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, logge
         accumulate_grad_batches=t.accumulate_grad_batches,
         check_val_every_n_epoch=t.eval_every,
         log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.progress,
+        enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
@@ -120,6 +121,7 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     module = _build_module(cfg, card, backbone, heads)
     datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
+    check_batches(len(datamodule.train_set), cfg.data.batch_size)  # ... and on too few samples for one batch
     stored_names = datamodule.class_names()  # names stored with the data (e.g. the demo world)
     if card.class_names is None and stored_names:
         card = module.card = replace(card, class_names=stored_names)
@@ -151,15 +153,24 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
     if resume_path is not None:
         callbacks.append(DropRowsAfterCheckpoint(run_dir / "csv" / "metrics.csv"))
+    bar = cfg.trainer.progress and interactive()  # a bar on a terminal; plain epoch lines in a log file
+    if bar:
+        callbacks.append(NumberedProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
     if cfg.trainer.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps // 4)))
+        callbacks.append(EpochLines(run_dir, lines=not bar))
     loggers = [
         TensorBoardLogger(str(run_dir), name="", version="tb", default_hp_metric=False),
         csv_logger(run_dir, append=resume_path is not None, flush_every=cfg.trainer.log_every_n_steps),
     ]
-    trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers)
+    trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers, progress_bar=bar)
+    check_batches(len(datamodule.train_set), cfg.data.batch_size, trainer.world_size)
     start = time.time()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
+            raise KeyboardInterrupt from None
+        raise
     process_seconds = time.time() - start
     train_seconds = module.train_seconds()  # includes the interrupted run(s) when resumed
     last_path = str(run_dir / "checkpoints" / "last.ckpt")

@@ -27,6 +27,8 @@ def quiet_lightning(resuming: bool = False) -> None:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # a short epoch logs at its end anyway (mmcl prints one line per epoch)
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
     if resuming:  # the run directory is expected to hold the interrupted run's checkpoints
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 

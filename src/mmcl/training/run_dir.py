@@ -105,13 +105,17 @@ def clear_run(run_dir: Path) -> None:
 
 
 def resolve_resume(resume: str | Path, run_dir: Path) -> Path:
+    """The checkpoint ``--resume`` means: a file, a run directory's last.ckpt, or (bare ``--resume``)
+    the configured run directory's."""
+    fallback = run_dir / "checkpoints" / "last.ckpt"
+    if str(resume) in ("auto", "last"):
+        if fallback.is_file():
+            return fallback
+        raise FileNotFoundError(f"nothing to resume in {run_dir}: it holds no checkpoints/last.ckpt (start the run without --resume)")
     path = Path(resume)
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
-        fallback = run_dir / "checkpoints" / "last.ckpt"
-        if str(resume) in ("auto", "last") and fallback.is_file():
-            return fallback
         raise FileNotFoundError(f"cannot resume: checkpoint not found: {path}")
     return path
 

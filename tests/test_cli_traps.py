@@ -1,0 +1,106 @@
+"""The command line behaves as people expect: overrides anywhere, --resume never eats one, plain output
+in a log file, a start banner, both EMA and raw figures, one clear line for a dataset smaller than a
+batch, Ctrl-C that says how to continue, and every config key discoverable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
+from mmcl.cli import build_parser, parse_arguments
+from mmcl.demo import prepare_demo_data
+
+TINY = [
+    "data.dataset=synthetic", "data.layout=ntu25", "data.num_classes=12", "data.num_persons=1", "data.window=8",
+    "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=0", "model.base_channels=8",
+    "optim.warmup_epochs=0", "optim.lr_steps=[]", "trainer.seed=3",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    prepare_demo_data(root, per_class=3, seed=0)
+    return root
+
+
+def test_resume_never_takes_an_override_and_overrides_work_after_options() -> None:
+    parser = build_parser()
+    args = parse_arguments(parser, ["train", "-c", "configs/x.yaml", "--resume", "trainer.epochs=2", "--stream", "bone", "data.repeat=1"])
+    assert args.resume == "auto" and args.overrides == ["trainer.epochs=2", "data.repeat=1"] and args.stream == "bone"
+    args = parse_arguments(parser, ["train", "data.repeat=1", "--resume", "runs/a", "trainer.epochs=2"])
+    assert args.resume == "runs/a" and args.overrides == ["data.repeat=1", "trainer.epochs=2"]
+    with pytest.raises(SystemExit):
+        parse_arguments(parser, ["train", "--stream", "bone", "stray"])  # not KEY=VALUE: still an error
+
+
+def test_bare_resume_with_nothing_to_resume_says_so(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["train", "--data", str(tiny), *TINY, f"trainer.work_dir={tmp_path / 'empty'}", "--resume"], capsys)
+    assert code == 2 and "nothing to resume in" in err and "auto" not in err
+
+
+def test_a_log_file_gets_plain_lines_a_banner_and_both_ema_and_raw_figures(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "run"
+    code, out, err = run(["train", "--data", str(tiny), "--work-dir", str(work), *TINY, "trainer.epochs=3", "trainer.ema_decay=0.9"], capsys)
+    assert code == 0, err
+    both = out + err
+    assert "\x1b[" not in both and "\r" not in both and "v_num" not in both  # no progress-bar residue
+    assert "NW-UCLA" not in both and "Epoch 0" not in both
+    assert re.search(r"\[mmcl\] samples: train 24, test 12; 3 steps per epoch x 3 epochs; device cpu, precision 32-true", out)
+    lines = re.findall(r"^epoch (\d+)/3 .*eval top-1 ([\d.]+)%", out, re.M)
+    assert [int(e) for e, _ in lines] == [1, 2, 3]
+    summary = re.search(r"best epoch (\d+) of 3 \(selected on test\): test top-1 ([\d.]+)%.*\(EMA weights\)", out)
+    assert summary and re.search(r"same checkpoint, raw weights: test top-1 [\d.]+%", out)
+    best = int(summary.group(1))
+    # the summary's epoch is the console's epoch (1 = first) and the checkpoint's (Lightning counts from 0)
+    assert torch.load(work / "checkpoints" / "best.ckpt", weights_only=True)["epoch"] == best - 1
+    evals = [float(v) for _, v in lines]
+    assert evals[best - 1] == max(evals)
+    # a resumed run with a later epoch count given after --resume continues (the override is not eaten)
+    code, out, err = run(["train", "--data", str(tiny), "--work-dir", str(work), *TINY, "trainer.ema_decay=0.9", "--resume", "trainer.epochs=4"], capsys)
+    assert code == 0, err
+    assert "resuming at epoch 4" in out and re.findall(r"^epoch (\d+)/4", out, re.M) == ["4"]
+
+
+def test_a_dataset_smaller_than_a_batch_is_one_line_and_leaves_nothing(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "run"
+    code, _, err = run(["train", "--data", str(tiny), *TINY, "data.batch_size=32", f"trainer.work_dir={work}"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "24 sample(s), fewer than one batch of data.batch_size=32" in err and "last.ckpt" not in err
+    assert not work.exists()
+
+
+def test_every_key_is_discoverable(capsys: pytest.CaptureFixture[str]) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "nwucla_cpu.yaml"
+    code, out, _ = run(["config", "show", "-c", str(config), "--stream", "bone", "trainer.epochs=3"], capsys)
+    shown = yaml.safe_load(out)
+    assert code == 0 and shown["data"]["stream"] == "bone" and shown["trainer"]["epochs"] == 3
+    assert "limit_train_batches" in shown["trainer"] and "colearning" in shown and "optim" in shown
+    code, out, _ = run(["train", "--help"], capsys)
+    assert code == 0 and "trainer.limit_train_batches" in out and "mmcl config show" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mmcl", "train", "--data", str(tiny), *TINY, "trainer.epochs=200", f"trainer.work_dir={work}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (work / "checkpoints" / "last.ckpt").is_file():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"the last checkpoint is {work / 'checkpoints' / 'last.ckpt'}" in err
+    assert re.search(r"continue exactly where it stopped with: mmcl train .*trainer.epochs=200.* --resume " + re.escape(str(work)), err)
