@@ -185,7 +185,9 @@ def export_backbone(
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         traced = torch.jit.trace(graph, (example,), check_trace=False)
-                    torch.jit.save(traced, str(stage / FILE_NAMES["torchscript"]))
+                    with warnings.catch_warnings():  # torch's notice that TorchScript is deprecated
+                        warnings.simplefilter("ignore", FutureWarning)
+                        torch.jit.save(traced, str(stage / FILE_NAMES["torchscript"]))
                     written.append("torchscript")
             info["files"] = {kind: FILE_NAMES[kind] for kind in written}
             (stage / EXPORT_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -130,8 +130,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if results.get("test"):
         t = results["test"]
         weights = " (EMA weights)" if results.get("test_raw_weights") else ""
+        chosen = (f"last epoch {results.get('best_epoch')} of {cfg.trainer.epochs} (no selection)" if cfg.trainer.final_checkpoint == "last"
+                  else f"best epoch {results.get('best_epoch')} of {cfg.trainer.epochs} (selected on {results['selection_split']})")
         print(
-            f"[{cfg.name}] best epoch {results.get('best_epoch')} of {cfg.trainer.epochs} (selected on {results['selection_split']}): "
+            f"[{cfg.name}] {chosen}: "
             f"test top-1 {100 * t['top1']:.2f}%  top-5 {100 * t['top5']:.2f}%  mean class {100 * t['mean_class_accuracy']:.2f}%{weights}"
         )
         if results.get("test_raw_weights"):
