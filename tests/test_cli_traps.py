@@ -104,3 +104,11 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_p
     assert proc.returncode == 130, err
     assert f"the last checkpoint is {work / 'checkpoints' / 'last.ckpt'}" in err
     assert re.search(r"continue exactly where it stopped with: mmcl train .*trainer.epochs=200.* --resume " + re.escape(str(work)), err)
+
+
+def test_demo_help_states_its_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmcl.demo import DEMO_EPOCHS, DEMO_PER_CLASS
+
+    code, out, _ = run(["demo", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0 and f"(default {DEMO_EPOCHS})" in text and f"(default {DEMO_PER_CLASS})" in text

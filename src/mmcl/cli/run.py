@@ -64,8 +64,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="the built-in default job: synthetic data, no downloads, a few minutes on a CPU", description="Generate a synthetic skeleton dataset (procedural NTU-25 kinematics), train a small CTR-GCN on the CPU and report test accuracy, curves and a confusion matrix.")
     p.add_argument("--out", default="demo_run", help="run directory (default: ./demo_run)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: chosen to fit the time budget)")
-    p.add_argument("--per-class", type=int, default=None, help="synthetic samples per class (default 80)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs of each model (default 12)")
+    p.add_argument("--per-class", type=int, default=None, help="synthetic samples per class (default 60)")
     p.add_argument("--skeleton-only", action="store_true", help="skip the MMCL comparison (plain backbone only)")
     p.set_defaults(func=cmd_demo)
 
