@@ -34,9 +34,11 @@ from mmcl.config import Config
 from mmcl.datasets.prepared import write_prepared
 from mmcl.demo.render import synthetic_text_features, write_composites
 from mmcl.demo.world import HOLDING_OBJECT_QUESTION, generate_synthetic, split_synthetic
-from mmcl.io import atomic_write_bytes
+from mmcl.export import export_checkpoint
+from mmcl.io import atomic_save_npy, atomic_write_bytes
 from mmcl.modalities.cnn import ImagePreprocess, build_image_encoder, extract_cnn_features
 from mmcl.modalities.store import FeatureStore
+from mmcl.predict import load_model, predict_files
 from mmcl.results.metrics import compute_metrics
 from mmcl.results.plots import plot_per_class_comparison
 from mmcl.results.scores import load_scores
@@ -176,6 +178,7 @@ def run_demo(
         mmcl_results = train(mm_cfg, overwrite=True)
         summary["mmcl"] = mmcl_results
         rows.append(("MMCL", mmcl_results, out / "mmcl"))
+    summary["shipped"] = ship_and_predict(out, rows[-1][2], test_data)
     latency = _latency_ms(cfg)
     object_classes = [i for i, n in enumerate(class_names) if n in ("drink from cup", "touch mouth", "phone call", "touch ear")]
     per_class_acc = {label: _per_class(run_dir, num_classes) for label, _, run_dir in rows}
@@ -193,6 +196,28 @@ def run_demo(
     print(f"[demo] finished in {summary['seconds']:.0f} s; run directories under {out}/ (curves.png, confusion.png, scores.npz, checkpoints/)"
           + ("; comparison.png" if colearning else ""))
     return summary
+
+
+def ship_and_predict(out: Path, run_dir: Path, test_data: Any) -> dict[str, Any]:
+    """The product of the demo: export the trained model skeleton-only, then classify one held-out
+    sample from its raw file with ``mmcl predict``'s code, and check the exported model gives the
+    probabilities the run's own test pass gave that sample."""
+    export = export_checkpoint(run_dir / "checkpoints" / "best.ckpt", out / "exported", onnx=False, torchscript=False)
+    i = 0  # the first test sample: never seen in training
+    name, label = test_data.names[i], int(test_data.labels[i])
+    sample_file = atomic_save_npy(out / f"held_out_{name}.npy", test_data.x[i])
+    loaded = load_model(out / "exported")
+    prediction = predict_files(loaded, [sample_file], top=3).predictions[0]
+    names, _, scores = load_scores(run_dir / "scores.npz")
+    logits = torch.from_numpy(np.asarray(scores[names.index(name)], dtype=np.float32))
+    run_probs = torch.softmax(logits, dim=0).numpy()
+    gap = float(np.abs(run_probs - prediction.probabilities).max())
+    print(f"[demo] exported the skeleton-only model to {out / 'exported'} ({', '.join(sorted(export['paths']))}); "
+          f"{sample_file.name} (a held-out '{test_data.class_names[label]}'):")
+    for rank, (lab, lab_name, prob) in enumerate(prediction.top, 1):
+        print(f"[demo]   {rank}. {100 * prob:5.1f}%  {lab_name}")
+    print(f"[demo]   the exported model's probabilities equal the run's test pass for this sample (max |diff| {gap:.1e})")
+    return {"export": export["paths"], "sample": str(sample_file), "label": label, "top": prediction.to_dict()["top"], "max_abs_diff": gap}
 
 
 def _print_table(rows: list, per_class_acc: dict, object_classes: list[int], class_names: list[str], chance: float, latency: float) -> None:
