@@ -225,7 +225,6 @@ def read_joint_order(path: str | os.PathLike[str]) -> list[str]:
 
 def _action_of(path: Path, dataset: str) -> str | None:
     if dataset == "utd-mhad":
-
         try:
             a, _, _ = parse_utd_name(path)
         except ValueError:
@@ -264,7 +263,6 @@ def find_samples(data: str | os.PathLike[str], dataset: str, mapping: Mapping[st
 
 
 def _read_sequence(sample: ZeroShotSample, dataset: str, joint_order: Sequence[str] | None) -> np.ndarray:
-
     if dataset == "utd-mhad":
         return load_utd_skeleton(sample.path)
     if joint_order is None:
@@ -367,7 +365,6 @@ def evaluate_zero_shot(
 
     store = frm = None
     if text_store is not None:
-
         store = FeatureStore.open(text_store)
         frm = load_frm_head(loaded, str(store.kind))
 

@@ -116,7 +116,6 @@ class OpenedCheckpoint:
 
 
 def _exported(path: Path, st: Path, js: Path) -> OpenedCheckpoint:
-
     try:
         info = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -118,7 +118,6 @@ class RGBBranch(nn.Module):
         self.encoder: nn.Module | None = None
         if mode == "trainable":
             if encoder is None:
-
                 built = build_image_encoder(encoder_name, weights, allow_random=allow_random)
                 encoder = built[0] if isinstance(built, tuple) else built  # (encoder, transform)
             freeze_auxiliary_head(encoder)

@@ -55,7 +55,6 @@ DEMO_CNN_SHORT_SIDE = 64  # composites are 640×96; the stand-in CNN sees them a
 
 def prepare_demo_data(root: Path, *, per_class: int, seed: int) -> tuple[Any, Any]:
     """Generate, split and write the synthetic dataset; returns the (train, test) SyntheticData."""
-
     data = generate_synthetic(per_class, seed=seed, max_frames=100, num_persons=1)
     train, test = split_synthetic(data, test_fraction=0.3, seed=seed)
     meta = {
@@ -95,8 +94,6 @@ def _chance(labels: np.ndarray) -> float:
 
 def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Path, Path]:
     """Composites, text features and CNN features of the training samples (resumable)."""
-
-
     images = out / "data" / "composites"
     write_composites(train_data, images)
     text_path = out / "data" / "text_answer_probs"
@@ -120,9 +117,6 @@ def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Pat
 
 def _latency_ms(cfg: Config, repeats: int = 20) -> float:
     """Median batch-1 skeleton-only inference latency of the demo model on this CPU."""
-
-
-
     model = ModelCard.from_config(cfg).build().eval()
     x = torch.randn(1, 3, cfg.data.window, 25, cfg.data.num_persons)
     times = []
@@ -137,7 +131,6 @@ def _latency_ms(cfg: Config, repeats: int = 20) -> float:
 
 
 def _per_class(run_dir: Path, num_classes: int) -> np.ndarray:
-
     _, labels, scores = load_scores(run_dir / "scores.npz")
     return compute_metrics(scores, labels, num_classes).per_class_accuracy
 
@@ -151,7 +144,6 @@ def run_demo(
     colearning: bool = True,
 ) -> dict[str, Any]:
     """Run the demo end to end and return its summary (also written to ``<out>/summary.json``)."""
-
     out = Path(out)
     start = time.time()
     per_class = per_class or DEMO_PER_CLASS

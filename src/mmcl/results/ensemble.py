@@ -101,7 +101,6 @@ def fuse_scores(scores: Sequence[np.ndarray], weights: Sequence[float], normaliz
 
 
 def _read_weights_file(path: str | Path) -> Any:
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"weights file not found: {p}")

@@ -81,7 +81,6 @@ def _class_names(dataset: str | None, num_classes: int) -> list[str] | None:
     if not dataset:
         return None
     try:
-
         names = class_names(dataset)
     except (ImportError, ValueError, KeyError, FileNotFoundError):
         return None
@@ -139,7 +138,6 @@ def best_epoch(run: RunData) -> tuple[int | None, float | None, str]:
     if res.get("best_epoch") is not None and int(res["best_epoch"]) > 0:
         return int(res["best_epoch"]), res.get("best_selection_top1"), str(res.get("selection_split", ""))
     if run.csv_path is not None:
-
         series = read_csv_log(run.csv_path).get("val/top1")
         if series:
             epoch, value = max(series, key=lambda ev: (ev[1], -ev[0]))

@@ -83,7 +83,6 @@ def load_scores(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def _load_csv_scores(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows or rows[0][:2] != ["name", "label"] or len(rows[0]) < 3:
@@ -230,7 +229,6 @@ def _stream_of_run(path: str | Path) -> str | None:
     if not cfg.is_file():
         return None
     try:
-
         data = yaml.safe_load(cfg.read_text()) or {}
         stream = (data.get("data") or {}).get("stream")
     except Exception:  # an unreadable config only costs the nicer label

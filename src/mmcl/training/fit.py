@@ -86,7 +86,6 @@ def _colearning(cfg: Config, backbone: torch.nn.Module):
     """Heads plus the training-set wrapper that joins extra modalities by sample name."""
     if not (cfg.colearning.fam or cfg.colearning.frm):
         return None, None, None
-
     return build_colearning(cfg, backbone)
 
 
@@ -149,7 +148,6 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     )
     callbacks: list[Any] = [checkpoint_cb, last_cb]
     if cfg.trainer.ema_decay > 0:
-
         callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
     if resume_path is not None:
         callbacks.append(DropRowsAfterCheckpoint(run_dir / "csv" / "metrics.csv"))
@@ -212,7 +210,6 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
 
 def _evaluate_raw_weights(cfg: Config, module: Any, ckpt: dict[str, Any], dataset: Any) -> dict[str, Any] | None:
     """Test metrics of the non-averaged weights stored beside the EMA in a checkpoint (scores not written)."""
-
     raw = ckpt.get(RAW_STATE_KEY)
     if raw is None:
         return None
@@ -234,7 +231,6 @@ def initialise_from(path: str | Path, backbone: torch.nn.Module, heads: torch.nn
     opened = open_checkpoint(path)
     opened.load_into(backbone)
     if heads is not None and opened.kind == "official-mmcl":
-
         report = load_mmcl_checkpoint(backbone, heads, opened.official_state, load_encoder=True)
         log.warning("initialised from %s: %s", path, report.summary())
     elif heads is not None and opened.kind == "mmcl-train" and opened.heads_state:

@@ -39,7 +39,6 @@ def csv_logger(run_dir: Path, *, append: bool, flush_every: int = 100) -> Any:
 
     logger = CSVLogger(str(run_dir), name="", version="csv", flush_logs_every_n_steps=max(1, flush_every))
     if append:
-
         class AppendingWriter(ExperimentWriter):
             def _check_log_dir_exists(self) -> None:  # keep the rows of the interrupted run
                 return None

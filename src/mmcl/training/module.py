@@ -162,7 +162,6 @@ class ActionRecognitionModule(pl.LightningModule):
         return logits.cpu().numpy()[order], labels.cpu().numpy()[order], index_np[order]
 
     def _finish_eval(self, stage: str) -> None:
-
         scores, labels, index = self._collect()
         if len(labels) == 0:
             return

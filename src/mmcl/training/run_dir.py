@@ -47,8 +47,6 @@ __all__ = [
 
 
 def environment_info(seed: int | None = None) -> dict[str, Any]:
-
-
     return {
         "mmcl": mmcl.__version__,
         "python": sys.version.split()[0],
