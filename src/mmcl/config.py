@@ -54,6 +54,7 @@ class DataConfig:
     p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
     rotation: float = 0.3  # radians, train only (REFERENCE §3.1 random_rot theta)
+    centre: bool = False  # ntu transform: centre on J2 of the first frame (data not centred when prepared)
     repeat: int = 1  # NW-UCLA repeats the training list 5 times per epoch (REFERENCE §3.3)
     batch_size: int = 64
     test_batch_size: int = 64
@@ -147,6 +148,8 @@ class Config:
             raise ConfigError(f"unknown stream {self.data.stream!r}; choose from {', '.join(STREAMS)}")
         if self.data.transform not in ("ntu", "ucla"):
             raise ConfigError(f"data.transform must be 'ntu' or 'ucla', got {self.data.transform!r}")
+        if self.data.centre and self.data.transform != "ntu":
+            raise ConfigError("data.centre applies to the ntu transform; the ucla transform centres by itself")
         if self.optim.schedule not in ("step", "cosine"):
             raise ConfigError(f"optim.schedule must be 'step' or 'cosine', got {self.optim.schedule!r}")
         if not 0.0 <= self.data.val_fraction < 1.0:

@@ -193,6 +193,7 @@ class ModelCard:
         d.layout, d.num_classes, d.num_persons = self.input.layout, self.num_classes, self.input.num_persons
         d.stream, d.transform, d.window = self.input.stream, self.input.transform, self.input.window
         d.p_interval_test = list(self.input.p_interval)
+        d.centre = self.input.centre
         if self.dataset:
             d.dataset = self.dataset
         return cfg

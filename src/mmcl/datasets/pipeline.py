@@ -40,7 +40,8 @@ class InputSpec:
 
     ``transform`` "ntu": centre crop ``p_interval`` + linear resize to ``window`` frames;
     "ucla": centre on J2 of frame 0, per-axis min-max, ``window`` evenly spaced frames.
-    ``stream`` is applied after the transform (REFERENCE §3.1 order).
+    ``stream`` is applied after the transform (REFERENCE §3.1 order). ``centre`` ("ntu" only): centre on
+    person 1's J2 in its first non-zero frame before the crop, for data not centred when prepared.
     """
 
     layout: str
@@ -50,6 +51,7 @@ class InputSpec:
     transform: str = "ntu"
     window: int = NTU_WINDOW
     p_interval: tuple[float, ...] = NTU_TEST_P_INTERVAL
+    centre: bool = False
 
     def __post_init__(self) -> None:
         get_layout(self.layout)  # raises for an unknown layout
@@ -58,6 +60,10 @@ class InputSpec:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"unknown input transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}")
         object.__setattr__(self, "p_interval", tuple(float(p) for p in self.p_interval))
+        if not isinstance(self.centre, bool):
+            raise ValueError(f"centre must be true or false, got {self.centre!r}")
+        if self.centre and self.transform != "ntu":
+            raise ValueError(f"centre applies to the ntu transform; the {self.transform} transform centres by itself")
         for name, most in (("num_persons", 64), ("in_channels", 64), ("window", 100_000)):  # bounds: beyond any dataset
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
@@ -77,7 +83,8 @@ class InputSpec:
         """The deterministic test transform of this input."""
         if self.transform == "ucla":
             return UCLATransform(train=False, window=self.window)
-        return NTUTransform(train=False, window=self.window, p_interval=self.p_interval, rotation_theta=0.0)
+        return NTUTransform(train=False, window=self.window, p_interval=self.p_interval, rotation_theta=0.0, centre=self.centre,
+                            centre_joint=get_layout(self.layout).center_joint)
 
     def prepare(self, x: np.ndarray, valid_length: int | None = None, *, stream: bool = True) -> np.ndarray:
         """Raw C×T×V×M coordinates (this layout and person count) -> the model's input.
@@ -95,6 +102,8 @@ class InputSpec:
         """E.g. "Kinect-20 bone stream, 1 person, ucla transform (52 frames)"."""
         people = f"{self.num_persons} person{'s' if self.num_persons != 1 else ''}"
         detail = f"{self.window} frames" if self.transform == "ucla" else f"crop {list(self.p_interval)}, {self.window} frames"
+        if self.centre:
+            detail = f"centred, {detail}"
         return f"{layout_title(self.layout)} {self.stream.replace('_', '-')} stream, {people}, {self.transform} transform ({detail})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,14 +113,14 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "InputSpec":
-        known = {k: data[k] for k in ("layout", "num_persons", "in_channels", "stream", "transform", "window", "p_interval") if k in data}
+        known = {k: data[k] for k in ("layout", "num_persons", "in_channels", "stream", "transform", "window", "p_interval", "centre") if k in data}
         return cls(**known)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "InputSpec":
         """The test input of a model trained with ``cfg``."""
         d = cfg.data
-        return cls(d.layout, d.num_persons, cfg.model.in_channels, d.stream, d.transform, d.window, tuple(d.p_interval_test))
+        return cls(d.layout, d.num_persons, cfg.model.in_channels, d.stream, d.transform, d.window, tuple(d.p_interval_test), d.centre)
 
     @classmethod
     def defaults_for(cls, layout: str, num_persons: int, in_channels: int = 3, stream: str = "joint") -> "InputSpec":

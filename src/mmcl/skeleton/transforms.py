@@ -31,6 +31,8 @@ __all__ = [
     "UCLA_WINDOW",
     "ZERO_SHOT_WINDOW",
     "zero_shot_preprocess",
+    "NTU_ORIGIN_JOINT",
+    "centre_on_first_frame",
     "valid_frame_count",
     "crop_bounds",
     "resize_time",
@@ -51,6 +53,7 @@ NTU_MIN_CROP = 64  # REFERENCE §3.1: hard-coded lower bound of the train crop l
 NTU_TRAIN_P_INTERVAL = (0.5, 1.0)  # REFERENCE §3.1 train p_interval
 NTU_TEST_P_INTERVAL = (0.95,)  # REFERENCE §3.1 test p_interval
 NTU_ROTATION_THETA = 0.3  # REFERENCE §3.1 random_rot theta (radians)
+NTU_ORIGIN_JOINT = 1  # REFERENCE §2.6.1: origin = actor 1's J2 (spine middle) in its first non-zero frame
 UCLA_WINDOW = 52  # REFERENCE §3.3: hard-coded time_steps
 UCLA_MAX_ANGLE_DEG = 60  # REFERENCE §3.3: UniformInt{-60..60} degrees
 UCLA_SCALE_RANGE = (0.5, 1.5)  # REFERENCE §3.3: s ~ U(0.5, 1.5) (cancelled by normalisation)
@@ -58,6 +61,29 @@ UCLA_INDEX_REPEATS = 100  # REFERENCE §3.3: multiset {0..T-1} with each index r
 UCLA_CENTER_JOINT = 1  # REFERENCE §3.3: centre on joint index 1 (J2) of frame 0
 ZERO_SHOT_WINDOW = 64  # REFERENCE §9.1 step 5 (the NTU test window)
 ZERO_SHOT_P_INTERVAL = (0.95,)  # REFERENCE §9.1 step 5 / §3.1 test crop
+
+
+def centre_on_first_frame(x: np.ndarray, joint: int = NTU_ORIGIN_JOINT) -> np.ndarray:
+    """Translate a ``C×T×V×M`` sample so person 1's ``joint`` in its first non-zero frame is the origin.
+
+    Why: a model should not depend on where the person stood. NTU's preparation centres this way
+    (REFERENCE §2.6.1, with the reference's quirks kept in :mod:`mmcl.formats.ntu_denoise`); data that
+    was not centred when prepared (the demo's camera-frame skeletons, custom data) gets the same
+    centring here, inside the input contract, so training and prediction on a raw file agree.
+    Frames in which a person is all zero (absent, padding) stay zero; re-centring centred data is
+    the identity. Returns a new float32 array; ``ValueError`` when person 1 is zero in every frame.
+    """
+    out = np.array(x, dtype=np.float32)
+    if out.ndim != 4:
+        raise ValueError(f"centre_on_first_frame: expected C×T×V×M, got shape {out.shape}")
+    present = (out != 0).any(axis=(0, 2))  # T×M
+    first = np.flatnonzero(present[:, 0])
+    if len(first) == 0:
+        raise ValueError("centre_on_first_frame: person 1 is zero in every frame (no origin for centring)")
+    origin = out[:, first[0], joint, 0].copy()
+    out -= origin[:, None, None, None]
+    out *= present[None, :, None, :]
+    return out
 
 
 def valid_frame_count(x: np.ndarray) -> int:
@@ -247,7 +273,9 @@ class NTUTransform:
     """NTU feeder transform: crop + resize to ``window``, then (train) random rotation.
 
     ``p_interval`` defaults to ``[0.5, 1]`` for training and ``[0.95]`` for testing;
-    ``rotation_theta`` applies to training only (0 disables it) (REFERENCE §3.1).
+    ``rotation_theta`` applies to training only (0 disables it) (REFERENCE §3.1). ``centre``: first
+    :func:`centre_on_first_frame` on ``centre_joint`` (the layout's centre joint; for data not centred
+    when prepared; the reference's data is).
     """
 
     def __init__(
@@ -256,8 +284,12 @@ class NTUTransform:
         window: int = NTU_WINDOW,
         p_interval: Sequence[float] | None = None,
         rotation_theta: float = NTU_ROTATION_THETA,
+        centre: bool = False,
+        centre_joint: int = NTU_ORIGIN_JOINT,
     ) -> None:
         self.train = bool(train)
+        self.centre = bool(centre)
+        self.centre_joint = int(centre_joint)
         self.window = int(window)
         if p_interval is None:
             p_interval = NTU_TRAIN_P_INTERVAL if self.train else NTU_TEST_P_INTERVAL
@@ -269,6 +301,8 @@ class NTUTransform:
     def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
         if valid_length is None:
             valid_length = valid_frame_count(x)
+        if self.centre:
+            x = centre_on_first_frame(x, self.centre_joint)
         out = crop_resize(x, valid_length, self.p_interval, self.window, rng)
         if self.train and self.rotation_theta > 0:
             out = random_rotation(out, self.rotation_theta, rng)
@@ -277,7 +311,7 @@ class NTUTransform:
     def __repr__(self) -> str:
         return (
             f"NTUTransform(train={self.train}, window={self.window}, "
-            f"p_interval={list(self.p_interval)}, rotation_theta={self.rotation_theta})"
+            f"p_interval={list(self.p_interval)}, rotation_theta={self.rotation_theta}, centre={self.centre})"
         )
 
 

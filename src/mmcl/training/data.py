@@ -20,6 +20,7 @@ from mmcl.datasets.base import EpochSampler, SkeletonDataset
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.sources import open_source
 from mmcl.datasets.splits import SubsetSource, carve_validation
+from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import NTUTransform, UCLATransform
 
 __all__ = ["SkeletonDataModule", "build_transform"]
@@ -33,7 +34,8 @@ def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
         return InputSpec.from_config(cfg).eval_transform()
     if d.transform == "ucla":
         return UCLATransform(train=True, window=d.window)
-    return NTUTransform(train=True, window=d.window, p_interval=list(d.p_interval_train), rotation_theta=d.rotation)
+    return NTUTransform(train=True, window=d.window, p_interval=list(d.p_interval_train), rotation_theta=d.rotation, centre=d.centre,
+                        centre_joint=get_layout(d.layout).center_joint)
 
 
 class SkeletonDataModule(pl.LightningDataModule):
