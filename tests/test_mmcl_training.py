@@ -10,15 +10,18 @@ import torch
 
 from mmcl.config import Config
 from mmcl.demo import build_demo_modalities, prepare_demo_data
-from mmcl.training.fit import train
+from mmcl.modalities.cnn import build_image_encoder
 from mmcl.modalities.store import FeatureStore
+from mmcl.training.fit import train
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mmcl_world")
     train_data, _ = prepare_demo_data(root / "data", per_class=3, seed=0)
-    rgb_store, text_store = build_demo_modalities(root, train_data, seed=0)
+    torch.manual_seed(0)  # a tiny random CNN keeps these engine tests fast and free of the demo extra
+    encoder = build_image_encoder("resnet34", None, allow_random=True, output="pool", short_side=64)
+    rgb_store, text_store = build_demo_modalities(root, train_data, text_kind="answer_probs", image_encoder=encoder)
     return {"data": root / "data", "rgb_store": rgb_store, "text_store": text_store, "root": root}
 
 

