@@ -54,3 +54,28 @@ def test_committed_ensemble_is_recomputable_from_its_inputs(record: Path) -> Non
         assert getattr(result.fused_metrics, key) == pytest.approx(spec["fused"][key], abs=1e-9), key
     for lab, m in zip(labels, result.stream_metrics):
         assert m.top1 == pytest.approx(spec["streams"][lab]["top1"], abs=1e-9), lab
+
+
+STUDIES = sorted(RESULTS.glob("colearning_study*.json"))
+
+
+@pytest.mark.parametrize("study_file", STUDIES, ids=lambda p: p.stem)
+def test_the_colearning_study_table_is_recomputed_from_its_runs_and_shown_in_the_docs(study_file: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colearning_study", ROOT / "benchmarks" / "colearning_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    committed = json.loads(study_file.read_text())
+    runs = committed["runs"]
+    seeds = {r["seed"] for r in runs}
+    variants = {r["variant"] for r in runs}
+    assert len(seeds) >= 5 and "skeleton only" in variants and variants <= {v[0] for v in study.VARIANTS}
+    assert len(runs) == len(seeds) * len(variants)  # every variant on every seed: the differences are paired
+    for run in runs:  # the object-class figure is the mean of its per-class accuracies
+        per_class = run["per_class_accuracy"]
+        assert run["object_class_accuracy"] == pytest.approx(np.mean([per_class[n] for n in study.OBJECT_CLASSES]), abs=1e-4)
+    assert study.summarise(runs) == committed["table"]
+    table = study.markdown(committed["table"])
+    assert study_file.with_suffix(".md").read_text().strip() == table
+    assert table in (ROOT / "docs" / "colearning.md").read_text()
