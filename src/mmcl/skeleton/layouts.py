@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SkeletonLayout", "NTU25", "KINECT20", "get_layout", "LAYOUTS", "LAYOUT_BY_JOINTS"]
+__all__ = [
+    "SkeletonLayout", "NTU25", "KINECT20", "COCO17", "OPENPOSE18", "MEDIAPIPE33", "get_layout", "LAYOUTS", "LAYOUT_BY_JOINTS",
+]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class SkeletonLayout:
             used to build the spatial-labelling adjacency (REFERENCE §4).
         center_joint: 0-based joint used as the origin when centring a sequence.
         root_joint: 0-based root of the graph (the joint with a zero bone).
+        mirror_pairs: 0-based (left, right) joint pairs that swap under a left-right flip.
     """
 
     name: str
@@ -34,6 +37,7 @@ class SkeletonLayout:
     inward_edges: tuple[tuple[int, int], ...]
     center_joint: int
     root_joint: int
+    mirror_pairs: tuple[tuple[int, int], ...] = ()
 
     @property
     def num_joints(self) -> int:
@@ -55,9 +59,14 @@ class SkeletonLayout:
         firsts = sorted(a for a, _ in self.bone_pairs)
         if firsts != list(range(v)):
             raise ValueError(f"layout {self.name}: every joint must start exactly one bone pair")
-        for a, b in self.bone_pairs + self.inward_edges:
+        for a, b in self.bone_pairs + self.inward_edges + self.mirror_pairs:
             if not (0 <= a < v and 0 <= b < v):
                 raise ValueError(f"layout {self.name}: joint index out of range in ({a}, {b})")
+        if not (0 <= self.center_joint < v and 0 <= self.root_joint < v):
+            raise ValueError(f"layout {self.name}: centre or root joint out of range")
+        mirrored = [j for pair in self.mirror_pairs for j in pair]
+        if len(mirrored) != len(set(mirrored)):
+            raise ValueError(f"layout {self.name}: a joint appears in two mirror pairs")
 
 
 def _zero_based(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -95,6 +104,7 @@ NTU25 = SkeletonLayout(
     inward_edges=_zero_based(NTU25_INWARD_1BASED),
     center_joint=1,  # J2 spine middle: origin of the NTU centring (REFERENCE §2.6)
     root_joint=20,  # J21 spine shoulder
+    mirror_pairs=_zero_based([(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20), (22, 24), (23, 25)]),
 )
 
 # Kinect v1 20-joint order as stored by NW-UCLA (shared/data/README.md).
@@ -126,9 +136,71 @@ KINECT20 = SkeletonLayout(
     inward_edges=_zero_based(KINECT20_INWARD_1BASED),
     center_joint=1,  # "spine": the NW-UCLA feeder centres on joint index 1 (REFERENCE §3.3)
     root_joint=2,  # shoulder center
+    mirror_pairs=_zero_based([(5, 9), (6, 10), (7, 11), (8, 12), (13, 17), (14, 18), (15, 19), (16, 20)]),
 )
 
-LAYOUTS: dict[str, SkeletonLayout] = {NTU25.name: NTU25, KINECT20.name: KINECT20}
+
+def _tree_layout(name: str, joints: tuple[str, ...], parent: dict[str, str], root: str, centre: str) -> SkeletonLayout:
+    """A layout from a ``child -> parent`` tree by joint name: every non-root joint's bone points to its
+    parent, the root's bone is zero (as the NTU/NW-UCLA tables do), the graph uses the same edges, and
+    ``left``/``right`` name pairs become the mirror pairs."""
+    idx = {n: i for i, n in enumerate(joints)}
+    if set(parent) | {root} != set(joints) or root in parent:
+        raise ValueError(f"layout {name}: the tree must give every joint but the root one parent")
+    inward = tuple((idx[c], idx[p]) for c, p in parent.items())
+    bones = tuple(sorted(inward + ((idx[root], idx[root]),)))
+    mirror = tuple((idx[n], idx["right" + n[4:]]) for n in joints if n.startswith("left") and "right" + n[4:] in idx)
+    return SkeletonLayout(name, joints, bones, inward, idx[centre], idx[root], mirror)
+
+
+# COCO-17 keypoints (COCO person keypoints; RTMPose, YOLO-pose, ViTPose, PYSKL's "coco" graph). No
+# torso joint: the nose is root and centre, shoulders hang from it as in PYSKL's coco edges.
+COCO17_JOINT_NAMES = (
+    "nose", "left eye", "right eye", "left ear", "right ear", "left shoulder", "right shoulder",
+    "left elbow", "right elbow", "left wrist", "right wrist", "left hip", "right hip",
+    "left knee", "right knee", "left ankle", "right ankle",
+)
+COCO17 = _tree_layout("coco17", COCO17_JOINT_NAMES, {
+    "left eye": "nose", "right eye": "nose", "left ear": "left eye", "right ear": "right eye",
+    "left shoulder": "nose", "right shoulder": "nose", "left elbow": "left shoulder", "right elbow": "right shoulder",
+    "left wrist": "left elbow", "right wrist": "right elbow", "left hip": "left shoulder", "right hip": "right shoulder",
+    "left knee": "left hip", "right knee": "right hip", "left ankle": "left knee", "right ankle": "right knee",
+}, root="nose", centre="nose")
+
+# OpenPose COCO-18 order (pose_keypoints_2d of the COCO model; ST-GCN's Kinetics-Skeleton): neck is root and centre.
+OPENPOSE18_JOINT_NAMES = (
+    "nose", "neck", "right shoulder", "right elbow", "right wrist", "left shoulder", "left elbow",
+    "left wrist", "right hip", "right knee", "right ankle", "left hip", "left knee", "left ankle",
+    "right eye", "left eye", "right ear", "left ear",
+)
+OPENPOSE18 = _tree_layout("openpose18", OPENPOSE18_JOINT_NAMES, {
+    "nose": "neck", "right shoulder": "neck", "left shoulder": "neck", "right elbow": "right shoulder",
+    "right wrist": "right elbow", "left elbow": "left shoulder", "left wrist": "left elbow",
+    "right hip": "right shoulder", "right knee": "right hip", "right ankle": "right knee",  # ST-GCN: hips hang from shoulders
+    "left hip": "left shoulder", "left knee": "left hip", "left ankle": "left knee",
+    "right eye": "nose", "left eye": "nose", "right ear": "right eye", "left ear": "left eye",
+}, root="neck", centre="neck")
+
+# MediaPipe Pose landmarks (33). No torso joint: the nose is root and centre.
+MEDIAPIPE33_JOINT_NAMES = (
+    "nose", "left eye inner", "left eye", "left eye outer", "right eye inner", "right eye", "right eye outer",
+    "left ear", "right ear", "left mouth", "right mouth", "left shoulder", "right shoulder", "left elbow",
+    "right elbow", "left wrist", "right wrist", "left pinky", "right pinky", "left index", "right index",
+    "left thumb", "right thumb", "left hip", "right hip", "left knee", "right knee", "left ankle",
+    "right ankle", "left heel", "right heel", "left foot index", "right foot index",
+)
+_MEDIAPIPE_PARENT = {"left mouth": "nose", "right mouth": "nose"}
+for _side in ("left", "right"):
+    _MEDIAPIPE_PARENT.update({
+        f"{_side} eye inner": "nose", f"{_side} eye": f"{_side} eye inner", f"{_side} eye outer": f"{_side} eye",
+        f"{_side} ear": f"{_side} eye outer", f"{_side} shoulder": "nose", f"{_side} elbow": f"{_side} shoulder",
+        f"{_side} wrist": f"{_side} elbow", f"{_side} pinky": f"{_side} wrist", f"{_side} index": f"{_side} wrist",
+        f"{_side} thumb": f"{_side} wrist", f"{_side} hip": f"{_side} shoulder", f"{_side} knee": f"{_side} hip",
+        f"{_side} ankle": f"{_side} knee", f"{_side} heel": f"{_side} ankle", f"{_side} foot index": f"{_side} ankle",
+    })
+MEDIAPIPE33 = _tree_layout("mediapipe33", MEDIAPIPE33_JOINT_NAMES, _MEDIAPIPE_PARENT, root="nose", centre="nose")
+
+LAYOUTS: dict[str, SkeletonLayout] = {x.name: x for x in (NTU25, KINECT20, COCO17, OPENPOSE18, MEDIAPIPE33)}
 LAYOUT_BY_JOINTS: dict[int, str] = {layout.num_joints: name for name, layout in LAYOUTS.items()}  # files say only V
 
 
