@@ -101,7 +101,7 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_p
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, f"stderr: {err!r}; stdout tail: {out[-2000:]!r}"
     assert f"the last checkpoint is {work / 'checkpoints' / 'last.ckpt'}" in err
     assert re.search(r"continue exactly where it stopped with: mmcl train .*trainer.epochs=200.* --resume " + re.escape(str(work)), err)
 

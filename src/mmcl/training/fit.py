@@ -169,6 +169,8 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
             raise KeyboardInterrupt from None
         raise
+    if trainer.interrupted:  # a Lightning that shuts down gracefully and returns: still an interruption
+        raise KeyboardInterrupt
     process_seconds = time.time() - start
     train_seconds = module.train_seconds()  # includes the interrupted run(s) when resumed
     last_path = str(run_dir / "checkpoints" / "last.ckpt")
