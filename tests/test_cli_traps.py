@@ -93,7 +93,7 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_p
     import time
 
     work = tmp_path / "run"
-    cmd = [sys.executable, "-m", "mmcl", "train", "--data", str(tiny), *TINY, "trainer.epochs=200", f"trainer.work_dir={work}"]
+    cmd = [sys.executable, "-m", "mmcl", "train", "--data", str(tiny), *TINY, "trainer.epochs=100000", f"trainer.work_dir={work}"]  # never finishes before the signal
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not (work / "checkpoints" / "last.ckpt").is_file():
@@ -103,7 +103,7 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_p
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, f"stderr: {err!r}; stdout tail: {out[-2000:]!r}"
     assert f"the last checkpoint is {work / 'checkpoints' / 'last.ckpt'}" in err
-    assert re.search(r"continue exactly where it stopped with: mmcl train .*trainer.epochs=200.* --resume " + re.escape(str(work)), err)
+    assert re.search(r"continue exactly where it stopped with: mmcl train .*trainer.epochs=100000.* --resume " + re.escape(str(work)), err)
 
 
 def test_demo_help_states_its_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:
