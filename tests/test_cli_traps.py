@@ -94,7 +94,9 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_p
 
     work = tmp_path / "run"
     cmd = [sys.executable, "-m", "mmcl", "train", "--data", str(tiny), *TINY, "trainer.epochs=100000", f"trainer.work_dir={work}"]  # never finishes before the signal
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a test runner started in the background (nohup, &) ignores SIGINT, and children inherit that: restore it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not (work / "checkpoints" / "last.ckpt").is_file():
         time.sleep(0.05)
