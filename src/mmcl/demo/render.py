@@ -173,12 +173,17 @@ def answer_holding_object(image: Image.Image) -> tuple[str, float]:
 ANSWER_SENTENCES = {"yes": "Yes, the person is holding an object in the hand.", "no": "No, the person is not holding anything."}
 
 
+def _answer(image: Image.Image | str | os.PathLike) -> tuple[str, float]:
+    """:func:`answer_holding_object` of a PIL image or an image file."""
+    if isinstance(image, Image.Image):
+        return answer_holding_object(image)
+    with Image.open(image) as opened:
+        return answer_holding_object(opened)
+
+
 def answer_sentence(image: Image.Image | str | os.PathLike) -> str:
     """The answerer's reply to :data:`HOLDING_OBJECT_QUESTION` as a sentence (:data:`ANSWER_SENTENCES`)."""
-    if not isinstance(image, Image.Image):
-        with Image.open(image) as opened:
-            return ANSWER_SENTENCES[answer_holding_object(opened)[0]]
-    return ANSWER_SENTENCES[answer_holding_object(image)[0]]
+    return ANSWER_SENTENCES[_answer(image)[0]]
 
 
 def synthetic_text_features(images: Iterable[Image.Image | str | os.PathLike]) -> np.ndarray:
@@ -188,10 +193,6 @@ def synthetic_text_features(images: Iterable[Image.Image | str | os.PathLike]) -
     """
     rows = []
     for im in images:
-        if not isinstance(im, Image.Image):
-            with Image.open(im) as opened:
-                _, p = answer_holding_object(opened)
-        else:
-            _, p = answer_holding_object(im)
+        _, p = _answer(im)
         rows.append((p, 1.0 - p))
     return np.asarray(rows, dtype=np.float32).reshape(-1, 2)
