@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
+
 from mmcl.cli import build_parser, parse_arguments
-from mmcl.demo import prepare_demo_data
+from mmcl.demo import DEMO_BENCHMARK, prepare_demo_data
 
 TINY = [
     "data.dataset=synthetic", "data.layout=ntu25", "data.num_classes=12", "data.num_persons=1", "data.window=8",
@@ -26,7 +26,7 @@ TINY = [
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     prepare_demo_data(root, per_class=3, seed=0)
-    return root
+    return root / DEMO_BENCHMARK
 
 
 def test_resume_never_takes_an_override_and_overrides_work_after_options() -> None:

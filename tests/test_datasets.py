@@ -18,10 +18,11 @@ from mmcl.datasets import (
     NWUCLASource,
     PreparedSource,
     ReferenceNpzSource,
+    SampleStore,
     SkeletonDataset,
     class_names,
     open_source,
-    write_prepared,
+    write_dataset,
 )
 from mmcl.skeleton.streams import bone
 from mmcl.skeleton.transforms import NTUTransform
@@ -204,52 +205,117 @@ def _meta() -> dict[str, object]:
     return {"dataset": "toy", "benchmark": "xsub", "layout": "ntu25", "num_classes": 5, "num_persons": 2}
 
 
-def test_write_prepared_round_trip(tmp_path: Path) -> None:
+def _write_padded_folder(root: Path, split: str, mem: MemorySource, colors: np.ndarray | None = None,
+                         lengths: bool = True) -> None:
+    """A prepared folder in the padded per-split form mmcl wrote before the compact store."""
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / f"x_{split}.npy", _reference_frames(mem.x))
+    np.save(root / f"y_{split}.npy", mem.labels)
+    (root / f"names_{split}.txt").write_text("".join(n + "\n" for n in mem.names))
+    if lengths:
+        np.save(root / f"len_{split}.npy", mem.lengths.astype(np.int32))
+    if colors is not None:
+        np.save(root / f"colors_{split}.npy", colors)
+    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {**_meta(), "counts": {}}
+    meta["counts"][split] = len(mem)
+    (root / "meta.json").write_text(json.dumps(meta))
+
+
+def _write_store(out: Path, mem: MemorySource, colors: np.ndarray | None = None, **kw: object) -> Path:
+    n = len(mem)
+    write_dataset(
+        out, [mem.x[i, :, : mem.lengths[i]] for i in range(n)], mem.labels, mem.names, dataset="toy", layout="ntu25",
+        num_classes=5, benchmarks={"xsub": {"train": np.arange(n), "test": [1, 0]}},
+        colors=None if colors is None else [colors[i, : mem.lengths[i]] for i in range(n)], max_frames=mem.x.shape[2], **kw,
+    )
+    return out / "xsub"
+
+
+def test_store_round_trip(tmp_path: Path) -> None:
     mem = MemorySource(n=5, frames=30)
-    root = tmp_path / "toy" / "xsub"
     colors = np.random.default_rng(0).random((5, 30, 2, 25, 2)).astype(np.float32)
-    write_prepared(root, "train", mem.x, mem.labels, mem.names, meta=_meta(), lengths=mem.lengths, colors=colors)
-    write_prepared(root, "test", _reference_frames(mem.x[:2]), mem.labels[:2], ["t0", "t1"], meta=_meta())
+    root = _write_store(tmp_path / "toy", mem, colors, groups=["p1", "p1", "p2", "p2", "p3"])
     meta = json.loads((root / "meta.json").read_text())
-    assert meta["counts"] == {"train": 5, "test": 2} and meta["max_frames"] == 30
-    assert meta["layout"] == "ntu25" and "mmcl_version" in meta and "created" in meta
-    assert not [p for p in root.iterdir() if "tmp" in p.name]
+    assert meta["counts"] == {"train": 5, "test": 2} and meta["store"] == "../samples" and meta["layout"] == "ntu25"
+    store = SampleStore(tmp_path / "toy" / "samples")
+    assert store.joints.shape == (int(mem.lengths.sum()), 2, 25, 3) and store.groups == ["p1", "p1", "p2", "p2", "p3"]
+    assert store.channels == ("x", "y", "z") and store.max_frames == 30
+    assert not [p for p in (tmp_path / "toy").rglob("*") if "tmp" in p.name or p.name.startswith(".staging")]
     src = PreparedSource(root, "train")
-    assert src.names == mem.names and src.labels.tolist() == mem.labels.tolist()
+    assert src.names == mem.names and src.labels.tolist() == mem.labels.tolist() and src.has_colors
     for i in range(5):
         x, valid = src.raw(i)
-        np.testing.assert_array_equal(x, mem.x[i])
+        np.testing.assert_array_equal(x, mem.x[i])  # zero-padded back to max_frames at load time
         assert valid == mem.lengths[i]
-    np.testing.assert_array_equal(src.colors, colors)
+        np.testing.assert_array_equal(src.sample_colors(i), colors[i, : mem.lengths[i]])
     test = PreparedSource(root, "val")
-    assert test.lengths is None and test.colors is None
-    np.testing.assert_array_equal(test.raw(1)[0], mem.x[1])
+    assert test.names == ["s1", "s0"]
+    np.testing.assert_array_equal(test.raw(0)[0], mem.x[1])
     assert isinstance(open_source(root, "train"), PreparedSource)
+    with pytest.raises(DataError, match=r"prepared dataset's root; give one of its benchmark folders: .*toy/xsub"):
+        open_source(tmp_path / "toy", "train")
 
 
-def test_write_prepared_rejects_bad_input(tmp_path: Path) -> None:
+def test_padded_folders_of_earlier_versions_still_load(tmp_path: Path) -> None:
+    """Folders written before the store give the very samples the store gives for the same data."""
+    mem = MemorySource(n=4, frames=30)
+    colors = np.random.default_rng(1).random((4, 30, 2, 25, 2)).astype(np.float32)
+    old = tmp_path / "old" / "xsub"
+    _write_padded_folder(old, "train", mem, colors)
+    new = _write_store(tmp_path / "new", mem, colors)
+    a, b = PreparedSource(old, "train"), PreparedSource(new, "train")
+    assert a.names == b.names and a.labels.tolist() == b.labels.tolist() and a.has_colors and b.has_colors
+    for i in range(4):
+        (xa, va), (xb, vb) = a.raw(i), b.raw(i)
+        np.testing.assert_array_equal(xa, xb)
+        assert va == vb
+        np.testing.assert_array_equal(a.sample_colors(i)[: va], b.sample_colors(i))
+    _write_padded_folder(old, "test", MemorySource(n=2, frames=30), lengths=False)
+    test = PreparedSource(old, "test")
+    assert test.lengths is None and not test.has_colors and test.raw(1)[1] == MemorySource(n=2, frames=30).lengths[1]
+
+
+def test_write_dataset_rejects_bad_input(tmp_path: Path) -> None:
     mem = MemorySource(n=3, frames=10)
+    samples = [mem.x[i] for i in range(3)]
+    kw = dict(dataset="toy", layout="ntu25", num_classes=5, benchmarks={"b": {"train": [0, 1, 2]}})
     with pytest.raises(ValueError, match="unique"):
-        write_prepared(tmp_path, "train", mem.x, mem.labels, ["a", "a", "b"], meta=_meta())
-    x = mem.x.copy()
-    x[0, 0, 0, 0, 0] = np.inf
+        write_dataset(tmp_path, samples, mem.labels, ["a", "a", "b"], **kw)
+    bad = [s.copy() for s in samples]
+    bad[0][0, 0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
-        write_prepared(tmp_path, "train", x, mem.labels, mem.names, meta=_meta())
-    with pytest.raises(ValueError, match="meta lacks"):
-        write_prepared(tmp_path, "train", mem.x, mem.labels, mem.names, meta={"dataset": "toy"})
-    assert not (tmp_path / "meta.json").exists()
+        write_dataset(tmp_path, bad, mem.labels, mem.names, **kw)
+    with pytest.raises(ValueError, match="labels outside"):
+        write_dataset(tmp_path, samples, [0, 1, 7], mem.names, **kw)
+    with pytest.raises(ValueError, match="3 samples, 2 labels"):
+        write_dataset(tmp_path, samples, [0, 1], mem.names, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".mmcl-prepare.lock"]  # nothing half-written is left
 
 
 def test_prepared_source_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="meta.json"):
         PreparedSource(tmp_path, "train")
     mem = MemorySource(n=3, frames=10)
-    write_prepared(tmp_path, "train", mem.x, mem.labels, mem.names, meta=_meta())
+    _write_padded_folder(tmp_path / "old", "train", mem)
     with pytest.raises(DataError, match="x_test.npy.*missing"):
-        PreparedSource(tmp_path, "test")
-    (tmp_path / "names_train.txt").write_text("a\nb\n")
+        PreparedSource(tmp_path / "old", "test")
+    (tmp_path / "old" / "names_train.txt").write_text("a\nb\n")
     with pytest.raises(DataError, match="2 names for 3 samples"):
-        PreparedSource(tmp_path, "train")
+        PreparedSource(tmp_path / "old", "train")
+    root = _write_store(tmp_path / "new", mem)
+    np.save(root / "test.npy", np.array([0, 3]))
+    with pytest.raises(DataError, match=r"test\.npy.*rows 0\.\.2"):
+        PreparedSource(root, "test")
+    (root / "test.npy").unlink()
+    with pytest.raises(DataError, match=r"test\.npy.*missing"):
+        PreparedSource(root, "test")
+    store = tmp_path / "new" / "samples"
+    np.save(store / "offsets.npy", np.array([0, 5, 4, int(mem.lengths.sum())]))
+    with pytest.raises(DataError, match="offsets.npy.*increasing"):
+        PreparedSource(root, "train")
+    (store / "joints.npy").unlink()
+    with pytest.raises(DataError, match="joints.npy.*missing"):
+        PreparedSource(root, "train")
 
 
 def test_open_source_detection(tmp_path: Path, npz_file: tuple[Path, np.ndarray]) -> None:

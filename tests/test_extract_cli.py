@@ -17,9 +17,9 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from mmcl.cli import main  # noqa: E402
 from mmcl.cli import extract as extract_cmd  # noqa: E402
-from mmcl.datasets.prepared import write_prepared  # noqa: E402
+from mmcl.cli import main  # noqa: E402
+from mmcl.formats.sample_store import write_dataset  # noqa: E402
 from mmcl.modalities.composite import REPORT_FILE  # noqa: E402
 from mmcl.modalities.detect import Box  # noqa: E402
 from mmcl.modalities.store import FeatureStore  # noqa: E402
@@ -60,17 +60,19 @@ def ntu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ntu")
     prepared, videos = root / "xsub", root / "videos" / "s001"
     videos.mkdir(parents=True)
-    meta = {"dataset": "ntu60", "benchmark": "xsub", "layout": "ntu25", "num_classes": 60, "num_persons": 2}
     rng = np.random.default_rng(0)
+    samples, all_colors = [], []
     for split, names in (("train", TRAIN), ("test", TEST)):
-        colors = np.zeros((len(names), T, 2, 25, 2), np.float32)
-        for i, name in enumerate(names):
+        for name in names:
             c = _clip(videos / f"{name}_rgb.avi") if name != NO_VIDEO else _clip(root / "unused.avi")
-            colors[i] = 0 if name == NO_PERSON else c
+            all_colors.append(np.zeros_like(c) if name == NO_PERSON else c)
+            samples.append(rng.normal(size=(3, T, 25, 2)).astype(np.float32))
         if NO_VIDEO in names:
             assert not (videos / f"{NO_VIDEO}_rgb.avi").exists()
-        x = rng.normal(size=(len(names), T, 150)).astype(np.float32)
-        write_prepared(prepared, split, x, np.arange(len(names)), names, meta=meta, colors=colors)
+    names = [*TRAIN, *TEST]
+    write_dataset(root, samples, np.arange(len(names)), names, dataset="ntu60", layout="ntu25", num_classes=60,
+                  benchmarks={"xsub": {"train": np.arange(len(TRAIN)), "test": len(TRAIN) + np.arange(len(TEST))}},
+                  colors=all_colors)
     return prepared, root / "videos"
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
 
 import mmcl.io
-from cli_runner import run  # noqa: E402  (shared in-process CLI runner)
 from mmcl.checkpoints import ModelCard
 from mmcl.datasets.base import DataError
 from mmcl.datasets.pipeline import InputSpec
@@ -160,7 +160,7 @@ def test_prepare_killed_while_moving_outputs_is_refused_by_readers_and_finished_
     report = prepare_ntu([raw], "ntu60", out, workers=1, progress=False)
     assert report.reused == report.samples and report.parsed == 0  # the cache was complete
     prepare_ntu([raw], "ntu60", fresh, workers=1, progress=False)
-    for f in ("xsub/x_train.npy", "xsub/names_test.txt", "xview/x_test.npy", "xview/y_train.npy"):
+    for f in ("samples/joints.npy", "samples/names.txt", "samples/colors.npy", "xsub/train.npy", "xview/test.npy"):
         assert (out / f).read_bytes() == (fresh / f).read_bytes()
     assert not pending_commit(out) and _temporaries(out) == []
     assert len(PreparedSource(out / "xview", "train")) == len(PreparedSource(fresh / "xview", "train"))
@@ -289,21 +289,21 @@ def test_prepare_nwucla_failing_on_the_test_split_keeps_the_old_folder(
 ) -> None:
     sqe, out = _nwucla_folder(tmp_path / "all_sqe"), tmp_path / "out"
     root = prepare_nwucla(sqe, out, progress=False)
-    before = _digest(root)
+    before = _digest(root.parent)  # the store and the benchmark folder
     _nwucla_file(sqe / "a09_s04_e00_v01.json", frames=30)  # a new, longer train sample changes every array
-    from mmcl.datasets import prepared
+    from mmcl.formats import sample_store as store
 
-    real = prepared.atomic_save_npy
+    real = store.write_split_index
 
-    def save(path: Path, array: np.ndarray) -> Path:
-        if Path(path).name == "x_test.npy":
-            _disk_full()
-        return real(path, array)
+    def write_index(path: Path, *args: object, **kwargs: object) -> Path:
+        real(path, *args, **kwargs)
+        _disk_full()  # the new store is written; its benchmark folder fails
+        return path
 
-    monkeypatch.setattr(prepared, "atomic_save_npy", save)
+    monkeypatch.setattr(store, "write_split_index", write_index)
     code, _, err = run(["prepare", "nw-ucla", "--all-sqe", str(sqe), "--out", str(out)], capsys)
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
-    assert _digest(root) == before  # not a new train split beside the old test split
+    assert _digest(root.parent) == before  # not a new store beside the old split index
     assert _temporaries(out) == []
 
 
@@ -412,11 +412,12 @@ def test_nwucla_json_content_errors_say_what_is_wrong(skeletons: object, problem
 def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mmcl.demo import prepare_demo_data
+    from mmcl.demo import DEMO_BENCHMARK, prepare_demo_data
     from mmcl.training import checkpoint
 
     data, work = tmp_path / "data", tmp_path / "run"
     prepare_demo_data(data, per_class=2, seed=0)
+    data = data / DEMO_BENCHMARK
     argv = [
         "train", f"data.path={data}", "data.dataset=synthetic", "data.layout=ntu25", "data.num_classes=12",
         "data.num_persons=1", "data.window=8", "data.batch_size=8", "data.num_workers=0", "model.base_channels=8",

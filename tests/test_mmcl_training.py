@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmcl.config import Config
-from mmcl.demo import build_demo_modalities, prepare_demo_data
+from mmcl.demo import DEMO_BENCHMARK, build_demo_modalities, prepare_demo_data
 from mmcl.modalities.cnn import build_image_encoder
 from mmcl.modalities.store import FeatureStore
 from mmcl.training.fit import train
@@ -22,7 +22,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)  # a tiny random CNN keeps these engine tests fast and free of the demo extra
     encoder = build_image_encoder("resnet34", None, allow_random=True, output="pool", short_side=64)
     rgb_store, text_store = build_demo_modalities(root, train_data, text_kind="answer_probs", image_encoder=encoder)
-    return {"data": root / "data", "rgb_store": rgb_store, "text_store": text_store, "root": root}
+    return {"data": root / "data" / DEMO_BENCHMARK, "rgb_store": rgb_store, "text_store": text_store, "root": root}
 
 
 def small_config(world: dict[str, Path], work_dir: Path, *, fam: bool, frm: bool, epochs: int = 2) -> Config:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mmcl.datasets import PreparedSource, SampleStore
+from mmcl.datasets.prepared import ctvm_to_frames
+from mmcl.formats import ntu_denoise, ntu_parse
 from mmcl.formats.ntu import parse_name
-from mmcl.formats.ntu_parse import NTUParseError
+from mmcl.formats.ntu_denoise import process_parsed
+from mmcl.formats.ntu_parse import (
+    NTUParseError,
+    _Fallback,
+    _parse_careful,
+    _parse_fast,
+    _parse_numba,
+    _parse_numpy,
+    parse_skeleton,
+)
 from mmcl.prepare.ntu import prepare_ntu
 from mmcl.prepare.ntu_protocol import benchmark_splits, missing_skeletons
-from mmcl.formats.ntu_denoise import process_parsed
-from mmcl.formats import ntu_denoise, ntu_parse
-from mmcl.formats.ntu_parse import _Fallback, _parse_careful, _parse_fast, _parse_numba, _parse_numpy, parse_skeleton
 from mmcl.prepare.ntu_synth import format_skeleton, random_sample, sample_name, standing_pose, write_skeleton
 
 
@@ -355,6 +363,13 @@ def _corpus(root: Path, specs, rng) -> list[str]:
     return names
 
 
+def _split(root: Path, split: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A benchmark split as the reference N×T×150 frames (padded at load) and per-sample colours."""
+    src = PreparedSource(root, split)
+    x = np.stack([ctvm_to_frames(src.raw(i)[0]) for i in range(len(src))])
+    return x, [np.asarray(src.sample_colors(i)) for i in range(len(src))]
+
+
 def test_split_rules_and_order(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     specs = [(s, c, p, 1, a) for s in (1, 2, 17) for c in (1, 2, 3) for p in (1, 3, 40) for a in (1, 60)]
@@ -362,23 +377,24 @@ def test_split_rules_and_order(tmp_path: Path) -> None:
     _corpus(tmp_path / "raw", specs, rng)
     rep = prepare_ntu([tmp_path / "raw"], "ntu60", tmp_path / "o60", workers=1, progress=False, npz=True)
     assert rep.samples == 54 and len(rep.ignored) == 1  # S018 is not NTU-60
-    names = (tmp_path / "o60/xview/names_train.txt").read_text().split()
+    names = PreparedSource(tmp_path / "o60/xview", "train").names
     cams = [parse_name(n)[1] for n in names]
     assert cams == sorted(cams) and set(cams) == {2, 3} and len(names) == 36
     assert names[:18] == sorted(n for n in names if parse_name(n)[1] == 2)  # camera 2 then 3, sample order
-    sub = (tmp_path / "o60/xsub/names_test.txt").read_text().split()
+    sub = PreparedSource(tmp_path / "o60/xsub", "test").names
     assert [parse_name(n)[2] for n in sub] == [3] * 18 + [40] * 18
-    y = np.load(tmp_path / "o60/xsub/y_train.npy")
+    y = PreparedSource(tmp_path / "o60/xsub", "train").labels
     assert y.dtype == np.int64 and set(y.tolist()) == {0, 59}
     z = np.load(tmp_path / "NTU60_CS.npz".join([str(tmp_path / "o60") + "/", ""]))
     assert z["y_train"].shape == (18, 60) and z["x_test"].shape == (36, 300, 150)
-    assert np.array_equal(z["x_train"], np.load(tmp_path / "o60/xsub/x_train.npy"))
+    assert np.array_equal(z["x_train"], _split(tmp_path / "o60/xsub", "train")[0])
     meta = json.loads((tmp_path / "o60/xsub/meta.json").read_text())
-    assert meta["counts"] == {"train": 18, "test": 36} and meta["max_frames"] == 300
+    assert meta["counts"] == {"train": 18, "test": 36} and meta["max_frames"] == 300 and meta["store"] == "../samples"
+    store = SampleStore(tmp_path / "o60/samples")  # each sample once, valid frames only
+    assert len(store) == 54 and store.names == sorted(store.names) and len(store.joints) == store.lengths.sum() < 54 * 40
     # NTU-120 X-Set: setups even train, grouped by setup
     rep = prepare_ntu([tmp_path / "raw"], "ntu120", tmp_path / "o120", workers=1, progress=False)
-    tr = (tmp_path / "o120/xset/names_train.txt").read_text().split()
-    te = (tmp_path / "o120/xset/names_test.txt").read_text().split()
+    tr, te = (PreparedSource(tmp_path / "o120/xset", s).names for s in ("train", "test"))
     assert {parse_name(n)[0] for n in tr} == {2, 18} and [parse_name(n)[0] for n in te] == [1] * 18 + [17] * 18
     assert rep.counts["xsub"] == {"train": 18, "test": 37}
 
@@ -397,13 +413,12 @@ def test_lone_actor_zero_fill_vs_duplication(tmp_path: Path) -> None:
     prepare_ntu([raw], "ntu60", tmp_path / "a", workers=1, progress=False)
     prepare_ntu([raw], "ntu120", tmp_path / "b", workers=1, progress=False)
     prepare_ntu([raw], "ntu120", tmp_path / "c", workers=1, progress=False, fix_quirks=True)
-    x60 = np.load(tmp_path / "a/xsub/x_train.npy")
-    x120 = np.load(tmp_path / "b/xsub/x_train.npy")
-    c120 = np.load(tmp_path / "b/xsub/colors_train.npy")
+    x60 = _split(tmp_path / "a/xsub", "train")[0]
+    x120, c120 = _split(tmp_path / "b/xsub", "train")
     assert x60[:, :, :75].any() and not x60[:, :, 75:].any()
     assert np.array_equal(x120[:, :, 75:], x120[:, :, :75]) and np.array_equal(x120[:, :, :75], x60[:, :, :75])
-    assert np.array_equal(c120[:, :, 1], c120[:, :, 0])
-    assert np.array_equal(np.load(tmp_path / "c/xsub/x_train.npy"), x60)
+    assert all(np.array_equal(c[:, 1], c[:, 0]) and c[:, 0].any() for c in c120)
+    assert np.array_equal(_split(tmp_path / "c/xsub", "train")[0], x60)
     assert not (tmp_path / "a/.cache").exists()
 
 
@@ -418,7 +433,7 @@ def test_corrupt_files_report_and_strict(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "o/prepare_report.json").read_text())
     assert saved["failed"][0]["name"] == names[1]
     assert names[1] in (tmp_path / "o/prepare_report.txt").read_text()
-    assert names[1] not in (tmp_path / "o/xsub/names_train.txt").read_text()
+    assert names[1] not in PreparedSource(tmp_path / "o/xsub", "train").names
     with pytest.raises(NTUParseError, match=f"{names[1]}.skeleton:41"):
         prepare_ntu([raw], "ntu60", tmp_path / "s", workers=1, progress=False, strict=True)
 
@@ -441,6 +456,8 @@ def test_resume_after_interruption(tmp_path: Path) -> None:
                       on_file=lambda p: again.append(Path(p).name))
     assert rep.reused == 4 and rep.parsed == 5 and set(again).isdisjoint(seen[:4])
     full = prepare_ntu([raw], "ntu60", tmp_path / "f", workers=2, progress=False, chunk_size=2)
-    for f in ("xsub/x_train.npy", "xview/x_test.npy", "xsub/colors_test.npy"):
+    for f in ("joints.npy", "colors.npy", "offsets.npy", "labels.npy", "names.txt"):
+        assert (tmp_path / "o/samples" / f).read_bytes() == (tmp_path / "f/samples" / f).read_bytes()
+    for f in ("xsub/train.npy", "xview/test.npy"):
         assert np.array_equal(np.load(tmp_path / "o" / f), np.load(tmp_path / "f" / f))
     assert full.samples == 9

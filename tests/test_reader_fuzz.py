@@ -28,11 +28,12 @@ from mmcl.checkpoints import CardMismatchError, ModelCard, open_checkpoint
 from mmcl.checkpoints.official import reference_state_dict
 from mmcl.datasets.base import DataError
 from mmcl.datasets.pipeline import InputSpec
-from mmcl.datasets.prepared import PreparedSource, ReferenceNpzSource, write_prepared
+from mmcl.datasets.prepared import PreparedSource, ReferenceNpzSource
 from mmcl.export import export_backbone
 from mmcl.formats.checkpoint_file import CheckpointError
 from mmcl.formats.kinect_v1 import KinectV1Error, load_kinect_v1
 from mmcl.formats.ntu_parse import NTUPrepareError
+from mmcl.formats.sample_store import write_dataset
 from mmcl.formats.skeleton_file import SkeletonFileError, read_skeleton_file
 from mmcl.modalities.store import FeatureStore, StoreError
 from mmcl.models import build_backbone
@@ -202,11 +203,31 @@ def _export(root: Path) -> Path:
 
 
 def _prepared(root: Path) -> Path:
+    """A prepared folder in the padded per-split form of earlier versions (still read)."""
     rng = np.random.default_rng(0)
-    meta = {"dataset": "nw-ucla", "benchmark": "cross_view", "layout": "kinect20", "num_classes": 10, "num_persons": 1}
-    x = rng.normal(size=(4, 8, 60)).astype(np.float32)
-    write_prepared(root / "prep", "train", x, [0, 1, 2, 3], ["a", "b", "c", "d"], meta=meta, lengths=[8, 8, 5, 3])
-    return root / "prep"
+    meta = {"dataset": "nw-ucla", "benchmark": "cross_view", "layout": "kinect20", "num_classes": 10, "num_persons": 1,
+            "counts": {"train": 4}}
+    prep = root / "prep"
+    prep.mkdir(parents=True)
+    np.save(prep / "x_train.npy", rng.normal(size=(4, 8, 60)).astype(np.float32))
+    np.save(prep / "y_train.npy", np.arange(4))
+    np.save(prep / "len_train.npy", np.array([8, 8, 5, 3], np.int32))
+    (prep / "names_train.txt").write_text("a\nb\nc\nd\n")
+    (prep / "meta.json").write_text(json.dumps(meta))
+    return prep
+
+
+def _prepared_store(root: Path) -> Path:
+    """A dataset root with the compact store and one benchmark (cross_view)."""
+    rng = np.random.default_rng(0)
+    samples = [rng.normal(size=(3, t, 20, 1)).astype(np.float32) for t in (8, 8, 5, 3)]
+    write_dataset(root / "ds", samples, [0, 1, 2, 3], ["a", "b", "c", "d"], dataset="nw-ucla", layout="kinect20",
+                  num_classes=10, benchmarks={"cross_view": {"train": [0, 1, 2, 3], "test": [3]}}, groups=["1", "1", "2", "2"])
+    return root / "ds"
+
+
+def _read_store_split(p: Path) -> None:
+    _read_all(PreparedSource(p / "cross_view", "train"))
 
 
 def _npz(root: Path) -> Path:
@@ -249,6 +270,12 @@ TARGETS = [
     Target("prepared x_train.npy", _prepared, lambda p: _read_all(PreparedSource(p, "train")), files=("x_train.npy",),
            structured=lambda b, rng: random_npy(rng)),
     Target("prepared len/names", _prepared, lambda p: _read_all(PreparedSource(p, "train")), files=("len_train.npy", "names_train.txt")),
+    Target("store meta.json", _prepared_store, _read_store_split, files=("samples/meta.json", "cross_view/meta.json"),
+           structured=mutate_json),
+    Target("store arrays", _prepared_store, _read_store_split,
+           files=("samples/joints.npy", "samples/offsets.npy", "samples/labels.npy", "cross_view/train.npy"),
+           structured=lambda b, rng: random_npy(rng)),
+    Target("store names/groups", _prepared_store, _read_store_split, files=("samples/names.txt", "samples/groups.txt")),
     Target("reference .npz", _npz, lambda p: _read_all(ReferenceNpzSource(p, "train"))),
     Target("feature store", _store, _read_store, files=("meta.json", "manifest.json"), structured=mutate_json),
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmcl.demo import prepare_demo_data
+from mmcl.demo import DEMO_BENCHMARK, prepare_demo_data
 
 pytestmark = pytest.mark.slow  # multi-process / long: outside the fast loop (-m "not slow")
 
@@ -51,6 +51,7 @@ trainer:
 def tiny(tmp_path: Path) -> tuple[Path, Path, Path]:
     data = tmp_path / "data"
     prepare_demo_data(data, per_class=2, seed=0)
+    data = data / DEMO_BENCHMARK
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY.format(work_dir=tmp_path / "runs" / "tiny"))
     return config, data, tmp_path / "runs"

@@ -12,6 +12,7 @@ pytest.importorskip("av")
 
 from PIL import Image  # noqa: E402
 
+from mmcl.datasets import PreparedSource, write_dataset  # noqa: E402
 from mmcl.modalities.composite import (  # noqa: E402
     FRAMES_PER_IMAGE,
     REPORT_FILE,
@@ -128,17 +129,19 @@ def test_extract_report_resume_and_failures(tmp_path: Path) -> None:
 
 
 def test_ntu_jobs_from_prepared_folder(tmp_path: Path) -> None:
-    prep, vids = tmp_path / "prep", tmp_path / "videos" / "nturgb+d_rgb"
-    prep.mkdir()
+    vids = tmp_path / "videos" / "nturgb+d_rgb"
     vids.mkdir(parents=True)
     names = ["S001C001P001R001A001", "S001C001P001R001A055"]
-    colors = np.zeros((2, 300, 2, 25, 2), np.float32)
-    colors[:, :T] = make_video(vids / f"{names[0]}_rgb.avi")[None]
-    np.save(prep / "colors_test.npy", colors)
-    (prep / "names_test.txt").write_text("\n".join(names) + "\n")
-    jobs = ntu_rgb_jobs(prep, tmp_path / "videos", "test")
+    colors = np.zeros((T, 2, 25, 2), np.float32)
+    colors[:] = make_video(vids / f"{names[0]}_rgb.avi")
+    x = np.ones((3, T, 25, 2), np.float32)
+    write_dataset(tmp_path / "prep", [x, x], [0, 54], names, dataset="ntu60", layout="ntu25", num_classes=60,
+                  benchmarks={"xsub": {"train": [], "test": [0, 1]}}, colors=[colors, colors])
+    source = PreparedSource(tmp_path / "prep" / "xsub", "test")
+    jobs = ntu_rgb_jobs(((n, source.sample_colors(i)) for i, n in enumerate(source.names)), tmp_path / "videos")
     assert [j.name for j in jobs] == names and [j.two_person for j in jobs] == [False, True]
-    assert Path(jobs[0].video_path).is_file() and jobs[0].colors.shape == (300, 2, 25, 2)
+    assert Path(jobs[0].video_path).is_file() and jobs[0].colors.shape == (T, 2, 25, 2)
+    np.testing.assert_array_equal(jobs[1].colors, colors)
     rep = extract_rgb(jobs, tmp_path / "out", frame_size=SMALL_TILE, progress=False)
     assert rep.written == 1 and rep.failures[names[1]]["reason"] == "missing_video"
 

@@ -268,6 +268,7 @@ def _feature_summary(what: str, summary: Any, args: argparse.Namespace, settings
 
 # ------------------------------------------------------------------------------ commands
 def _rgb_jobs(args: argparse.Namespace, detector: str) -> list[Any]:
+    from mmcl.datasets.prepared import PreparedSource
     from mmcl.datasets.sources import dataset_names, splits_of
     from mmcl.modalities.composite import RGBJob, ntu_rgb_jobs, video_rgb_jobs
     from mmcl.modalities.detect import is_two_person_ntu
@@ -281,8 +282,12 @@ def _rgb_jobs(args: argparse.Namespace, detector: str) -> list[Any]:
             raise FileNotFoundError(f"{prepared} is not a prepared folder (no meta.json); make it with `mmcl prepare ntu`")
         jobs: list[Any] = []
         for s in splits_of(args.split):
-            if detector == "skeleton" or (prepared / f"colors_{s}.npy").is_file():
-                jobs.extend(ntu_rgb_jobs(prepared, videos, s, video_suffix=args.video_suffix))
+            source = PreparedSource(prepared, s)
+            if detector == "skeleton" or source.has_colors:
+                if not source.has_colors:
+                    raise FileNotFoundError(f"{prepared}: no colour joints prepared; prepare NTU with colour joints (mmcl prepare ntu) or use a detector")
+                pairs = ((n, source.sample_colors(i)) for i, n in enumerate(source.names))
+                jobs.extend(ntu_rgb_jobs(pairs, videos, video_suffix=args.video_suffix))
                 continue
             # a detector does not need colour joints: names from the folder, videos looked up by name
             names = dataset_names(prepared, s)

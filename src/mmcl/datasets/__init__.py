@@ -7,9 +7,10 @@ from importlib import resources
 
 from mmcl.datasets.base import DataError, EpochSampler, SkeletonDataset, SkeletonSource
 from mmcl.datasets.nwucla import NWUCLASource
-from mmcl.datasets.prepared import PreparedSource, ReferenceNpzSource, write_prepared
+from mmcl.datasets.prepared import PreparedSource, ReferenceNpzSource
 from mmcl.datasets.sources import open_source
 from mmcl.datasets.splits import normalize_split
+from mmcl.formats.sample_store import SampleStore, write_dataset
 
 __all__ = [
     "DataError",
@@ -21,7 +22,8 @@ __all__ = [
     "ReferenceNpzSource",
     "normalize_split",
     "open_source",
-    "write_prepared",
+    "SampleStore",
+    "write_dataset",
     "class_names",
     "DATASET_SHAPES",
     "normalize_dataset",

