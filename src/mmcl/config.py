@@ -55,6 +55,9 @@ class DataConfig:
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
     rotation: float = 0.3  # radians, train only (REFERENCE §3.1 random_rot theta)
     centre: bool = False  # ntu transform: centre on J2 of the first frame (data not centred when prepared)
+    channels: list[str] = field(default_factory=list)  # names; [] = x, y, z (3) or x, y (2); 2-D keypoints: [x, y, score]
+    normalise: str = "none"  # 2-D keypoints: image | box | none, as prepared (mmcl prepare custom --normalise)
+    image_size: list[float] = field(default_factory=list)  # 2-D keypoints: [width, height] for files that do not say
     repeat: int = 1  # NW-UCLA repeats the training list 5 times per epoch (REFERENCE §3.3)
     batch_size: int = 64
     test_batch_size: int = 64

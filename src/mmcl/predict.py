@@ -36,7 +36,7 @@ from mmcl.device import resolve_device
 from mmcl.formats.skeleton_file import RawSkeleton, read_skeleton_file
 from mmcl.results.metrics import top_k_classes
 from mmcl.skeleton.interpolate import kinect20_to_ntu25
-from mmcl.skeleton.transforms import valid_frame_count, zero_shot_preprocess
+from mmcl.skeleton.transforms import fit_persons, valid_frame_count, zero_shot_preprocess
 
 __all__ = [
     "TOP_K",
@@ -128,25 +128,6 @@ def load_model(
     return LoadedModel(opened, runtime, model, names, dev)
 
 
-def fit_persons(x: np.ndarray, persons: int, duplicate_lone: bool = False) -> np.ndarray:
-    """Pad (zeros, or a copy of actor 1 for a lone actor) the person axis to ``persons``, or drop
-    empty person slots beyond it; people with data are never dropped silently (ValueError)."""
-    m = x.shape[-1]
-    if m == persons:
-        return x
-    if m > persons:
-        with_data = [i for i in range(m) if np.any(x[..., i])]
-        if len(with_data) > persons:
-            raise ValueError(
-                f"holds {len(with_data)} persons with data (slots {with_data}); the model takes {persons}: "
-                f"keep the {persons} that matter (e.g. the most active, as NTU's reference denoising does) and predict again"
-            )
-        keep = with_data + [i for i in range(m) if i not in with_data]
-        return np.ascontiguousarray(x[..., sorted(keep[:persons])])
-    pad = np.repeat(x[..., :1], persons - m, axis=-1) if duplicate_lone else np.zeros(x.shape[:-1] + (persons - m,), x.dtype)
-    return np.concatenate([x, pad], axis=-1)
-
-
 def model_input(
     raw: RawSkeleton, card: ModelCard, *, lone_actor: str = "auto", cross_layout: bool = False, stream: bool = True
 ) -> np.ndarray:
@@ -160,9 +141,11 @@ def model_input(
     if lone_actor not in ("auto", "duplicate", "zero"):
         raise ValueError(f"lone_actor must be auto, duplicate or zero, got {lone_actor!r}")
     spec = card.input
-    if spec.in_channels != 3:
-        raise ValueError(f"the model takes {spec.in_channels} input channels; skeleton files give xyz (3)")
     x = raw.data
+    if raw.channels is not None and tuple(raw.channels) != spec.channels:
+        raise ValueError(f"the file gives channels {', '.join(raw.channels)}; {card.describe()} takes {', '.join(spec.channels)}")
+    if x.shape[0] != spec.in_channels:
+        raise ValueError(f"the array has {x.shape[0]} channels; {card.describe()} takes {spec.in_channels} ({', '.join(spec.channels)})")
     v_in = x.shape[2]
     if v_in != spec.num_joints:
         if not (spec.layout == "ntu25" and v_in == 20):
@@ -259,7 +242,7 @@ def predict_files(
     for f in files:
         name = os.fspath(f)
         try:
-            raw = read_skeleton_file(name)
+            raw = read_skeleton_file(name, pose=card.input.pose2d())
             x = model_input(raw, card, lone_actor=lone_actor, cross_layout=cross_layout, stream=not loaded.graph_takes_joints)
             crossed += int(raw.data.shape[2] != card.input.num_joints)
             ready.append((name, raw, x))

@@ -194,6 +194,7 @@ class ModelCard:
         d.stream, d.transform, d.window = self.input.stream, self.input.transform, self.input.window
         d.p_interval_test = list(self.input.p_interval)
         d.centre = self.input.centre
+        d.channels, d.normalise, d.image_size = list(self.input.channels), self.input.normalise, list(self.input.image_size)
         if self.dataset:
             d.dataset = self.dataset
         return cfg

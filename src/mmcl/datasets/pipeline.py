@@ -17,7 +17,10 @@ import numpy as np
 
 from mmcl.config import Config
 from mmcl.datasets.base import SkeletonDataset, SkeletonSource, Transform, make_input
-from mmcl.skeleton.layouts import get_layout
+from mmcl.formats.pose2d import CHANNELS_2D, NORMALISATIONS
+from mmcl.formats.sample_store import CHANNELS_XYZ
+from mmcl.formats.skeleton_file import Pose2DInput
+from mmcl.skeleton.layouts import get_layout, layout_key
 from mmcl.skeleton.streams import STREAMS
 from mmcl.skeleton.transforms import NTU_TEST_P_INTERVAL, NTU_WINDOW, UCLA_WINDOW, NTUTransform, UCLATransform
 
@@ -29,9 +32,14 @@ _LAYOUT_TITLES = {"ntu25": "NTU-25", "kinect20": "Kinect-20"}
 _NO_RNG = np.random.default_rng(0)  # test transforms draw nothing; a generator keeps the call signature uniform
 
 
+def default_channels(n: int) -> tuple[str, ...]:
+    """Channel names when none are given: xyz for 3 (every dataset before 2-D keypoints), x, y for 2."""
+    return {3: CHANNELS_XYZ, 2: ("x", "y")}.get(n, tuple(f"c{i}" for i in range(n)))
+
+
 def layout_title(layout: str) -> str:
-    """Readable layout name for messages ("NTU-25", "Kinect-20")."""
-    return _LAYOUT_TITLES.get(layout, layout)
+    """Readable layout name for messages ("NTU-25", "Kinect-20"; a user layout by its name)."""
+    return _LAYOUT_TITLES.get(layout, get_layout(layout).name if layout.lstrip().startswith("{") else layout)
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,20 @@ class InputSpec:
     window: int = NTU_WINDOW
     p_interval: tuple[float, ...] = NTU_TEST_P_INTERVAL
     centre: bool = False
+    channels: tuple[str, ...] = ()  # () -> x, y, z for 3 channels, x, y for 2
+    normalise: str = "none"  # 2-D keypoints (channels x, y, score): image | box | none (mmcl.formats.pose2d)
+    image_size: tuple[float, ...] = ()  # 2-D keypoints: (width, height) for files that do not say
 
     def __post_init__(self) -> None:
-        get_layout(self.layout)  # raises for an unknown layout
+        object.__setattr__(self, "layout", layout_key(self.layout))  # a user layout is embedded, not a file path
+        object.__setattr__(self, "channels", tuple(str(c) for c in self.channels) or default_channels(self.in_channels))
+        object.__setattr__(self, "image_size", tuple(float(v) for v in self.image_size))
+        if len(self.channels) != self.in_channels:
+            raise ValueError(f"{self.in_channels} input channels but {len(self.channels)} channel names {list(self.channels)}")
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}, got {self.normalise!r}")
+        if self.image_size and (len(self.image_size) != 2 or not all(v > 0 for v in self.image_size)):
+            raise ValueError(f"image_size must be [width, height], got {list(self.image_size)}")
         if self.stream not in STREAMS:
             raise ValueError(f"unknown stream {self.stream!r}; choose from {', '.join(STREAMS)}")
         if self.transform not in TRANSFORMS:
@@ -74,6 +93,12 @@ class InputSpec:
     @property
     def num_joints(self) -> int:
         return get_layout(self.layout).num_joints
+
+    def pose2d(self) -> Pose2DInput | None:
+        """How a 2-D keypoint file becomes this model's input (None for xyz models)."""
+        if self.channels != CHANNELS_2D:
+            return None
+        return Pose2DInput(self.num_joints, self.num_persons, self.normalise, self.image_size)
 
     def shape(self, batch: int = 1) -> tuple[int, int, int, int, int]:
         """N×C×T×V×M of a batch of inputs."""
@@ -109,18 +134,22 @@ class InputSpec:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["p_interval"] = list(self.p_interval)
+        out["channels"] = list(self.channels)
+        out["image_size"] = list(self.image_size)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "InputSpec":
-        known = {k: data[k] for k in ("layout", "num_persons", "in_channels", "stream", "transform", "window", "p_interval", "centre") if k in data}
+        known = {k: data[k] for k in ("layout", "num_persons", "in_channels", "stream", "transform", "window", "p_interval", "centre",
+                                      "channels", "normalise", "image_size") if k in data}
         return cls(**known)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "InputSpec":
         """The test input of a model trained with ``cfg``."""
         d = cfg.data
-        return cls(d.layout, d.num_persons, cfg.model.in_channels, d.stream, d.transform, d.window, tuple(d.p_interval_test), d.centre)
+        return cls(d.layout, d.num_persons, cfg.model.in_channels, d.stream, d.transform, d.window, tuple(d.p_interval_test), d.centre,
+                   tuple(d.channels), d.normalise, tuple(d.image_size))
 
     @classmethod
     def defaults_for(cls, layout: str, num_persons: int, in_channels: int = 3, stream: str = "joint") -> "InputSpec":

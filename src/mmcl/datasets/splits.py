@@ -18,7 +18,7 @@ import numpy as np
 
 from mmcl.formats.ntu import is_ntu_name, parse_name
 
-__all__ = ["SPLITS", "normalize_split", "recording_group", "carve_validation", "SubsetSource"]
+__all__ = ["SPLITS", "normalize_split", "recording_group", "carve_validation", "carve_test_split", "SubsetSource"]
 
 SPLITS = ("train", "test")
 
@@ -98,3 +98,40 @@ class SubsetSource:
 
     def raw(self, i: int) -> tuple[np.ndarray, int]:
         return self.source.raw(int(self.indices[i]))
+
+
+def carve_test_split(
+    labels: Sequence[int] | np.ndarray, groups: Sequence[str] | None, fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices for a dataset that comes without splits.
+
+    With ``groups`` (subjects), whole subjects go to test, in a seeded random order, until about
+    ``fraction`` of the samples are there (at least one subject on each side): a cross-subject split.
+    Without, each class contributes ``round(fraction · n)`` random samples (at least one for a class of
+    two or more): a stratified split. Deterministic for a seed; sorted, disjoint index arrays.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"test fraction must be in (0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(n, dtype=bool)
+    if groups is not None:
+        subjects = sorted(set(groups))
+        if len(subjects) < 2:
+            raise ValueError(f"one subject ({subjects[0] if subjects else 'none'}): a split by subject needs two or more")
+        members = defaultdict(list)
+        for i, g in enumerate(groups):
+            members[g].append(i)
+        for k, j in enumerate(rng.permutation(len(subjects))):
+            if k == len(subjects) - 1 or (k > 0 and test.sum() >= fraction * n):
+                break
+            test[members[subjects[j]]] = True
+    else:
+        for label in np.unique(labels):
+            idx = np.flatnonzero(labels == label)
+            if len(idx) < 2:
+                continue
+            k = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+            test[rng.choice(idx, size=k, replace=False)] = True
+    return np.flatnonzero(~test).astype(np.int64), np.flatnonzero(test).astype(np.int64)

@@ -7,10 +7,19 @@ reference sources, REFERENCE §1.3, §3.2, §4.2-4.3) and converted once.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 __all__ = [
     "SkeletonLayout", "NTU25", "KINECT20", "COCO17", "OPENPOSE18", "MEDIAPIPE33", "get_layout", "LAYOUTS", "LAYOUT_BY_JOINTS",
+    "layout_from_dict", "layout_to_dict", "layout_key", "load_layout_file",
 ]
 
 
@@ -204,11 +213,97 @@ LAYOUTS: dict[str, SkeletonLayout] = {x.name: x for x in (NTU25, KINECT20, COCO1
 LAYOUT_BY_JOINTS: dict[int, str] = {layout.num_joints: name for name, layout in LAYOUTS.items()}  # files say only V
 
 
+def layout_from_dict(spec: Mapping[str, Any], where: str = "layout") -> SkeletonLayout:
+    """A user layout from its description (docs/custom-data.md): ``name``, ``joints`` (names, storage
+    order), ``bones`` ``[child, parent]`` pairs by name (the root's pair is ``[root, root]`` or left
+    out), ``centre`` (a joint name) and optional ``mirror`` ``[left, right]`` pairs. The bone stream,
+    the graph and the transforms derive from it, as for the built-in layouts."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: a layout must be a mapping with name, joints, bones, centre")
+    missing = [k for k in ("name", "joints", "bones", "centre") if k not in spec]
+    if missing:
+        raise ValueError(f"{where}: the layout lacks {missing}")
+    joints = spec["joints"]
+    if not isinstance(joints, list) or not joints or not all(isinstance(j, str) and j for j in joints) or len(set(joints)) != len(joints):
+        raise ValueError(f"{where}: joints must be a list of distinct names")
+    pairs = spec["bones"]
+    if not isinstance(pairs, list) or not all(isinstance(b, list | tuple) and len(b) == 2 for b in pairs):
+        raise ValueError(f"{where}: bones must be a list of [child, parent] joint-name pairs")
+    unknown = sorted({str(n) for b in pairs for n in b} - set(joints))
+    if unknown:
+        raise ValueError(f"{where}: bones name joints that are not in joints: {unknown[:5]}")
+    parent = {c: p for c, p in pairs if c != p}
+    if len(parent) != sum(1 for c, p in pairs if c != p):
+        raise ValueError(f"{where}: a joint has two parents")
+    roots = [j for j in joints if j not in parent]
+    if len(roots) != 1:
+        raise ValueError(f"{where}: the bones must form one tree (joints without a parent: {roots[:5]})")
+    for j in joints:  # no cycles: every joint reaches the root
+        seen, k = set(), j
+        while k in parent:
+            if k in seen:
+                raise ValueError(f"{where}: the bones form a cycle through {k!r}")
+            seen.add(k)
+            k = parent[k]
+    centre = spec["centre"]
+    if centre not in joints:
+        raise ValueError(f"{where}: centre {centre!r} is not a joint")
+    idx = {n: i for i, n in enumerate(joints)}
+    mirror = spec.get("mirror") or []
+    if not isinstance(mirror, list) or not all(isinstance(m, list | tuple) and len(m) == 2 and all(n in idx for n in m) for m in mirror):
+        raise ValueError(f"{where}: mirror must be a list of [left, right] joint-name pairs")
+    inward = tuple((idx[c], idx[p]) for c, p in parent.items())
+    bones = tuple(sorted(inward + ((idx[roots[0]], idx[roots[0]]),)))
+    return SkeletonLayout(str(spec["name"]), tuple(joints), bones, inward, idx[centre], idx[roots[0]],
+                          tuple((idx[a], idx[b]) for a, b in mirror))
+
+
+def layout_to_dict(layout: SkeletonLayout) -> dict[str, Any]:
+    """The description :func:`layout_from_dict` reads (what a model card or a store embeds)."""
+    n = layout.joint_names
+    return {
+        "name": layout.name, "joints": list(n), "bones": [[n[c], n[p]] for c, p in layout.bone_pairs],
+        "centre": n[layout.center_joint], "mirror": [[n[a], n[b]] for a, b in layout.mirror_pairs],
+    }
+
+
+def layout_key(layout: str | SkeletonLayout) -> str:
+    """How a layout is written into configs, stores and model cards: a built-in's name, otherwise the
+    full description as compact JSON (so a trained model never depends on the user's YAML file)."""
+    lay = get_layout(layout)
+    if LAYOUTS.get(lay.name) == lay:
+        return lay.name
+    return json.dumps(layout_to_dict(lay), separators=(",", ":"), ensure_ascii=False)
+
+
+@lru_cache(maxsize=64)
+def _layout_from_json(text: str) -> SkeletonLayout:
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid layout description ({exc})") from None
+    return layout_from_dict(spec)
+
+
+def load_layout_file(path: str | os.PathLike[str]) -> SkeletonLayout:
+    """A user layout from a YAML (or JSON) file; errors name the file."""
+    p = Path(path)
+    try:
+        spec = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{p}: cannot read the layout ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return layout_from_dict(spec, where=str(p))
+
+
 def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:
-    """Look a layout up by name; passes layouts through unchanged."""
+    """A layout by built-in name, by its JSON description (:func:`layout_key`) or from a ``.yaml`` file;
+    passes layouts through unchanged."""
     if isinstance(name, SkeletonLayout):
         return name
-    try:
+    if isinstance(name, str) and name in LAYOUTS:
         return LAYOUTS[name]
-    except KeyError:
-        raise ValueError(f"unknown skeleton layout {name!r}; choose from {sorted(LAYOUTS)}") from None
+    if isinstance(name, str) and name.lstrip().startswith("{"):
+        return _layout_from_json(name)
+    if isinstance(name, str) and name.lower().endswith((".yaml", ".yml", ".json")) and Path(name).is_file():
+        return load_layout_file(name)
+    raise ValueError(f"unknown skeleton layout {name!r}; choose from {sorted(LAYOUTS)} or give a layout .yaml file")

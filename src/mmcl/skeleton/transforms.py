@@ -33,6 +33,7 @@ __all__ = [
     "zero_shot_preprocess",
     "NTU_ORIGIN_JOINT",
     "centre_on_first_frame",
+    "fit_persons",
     "valid_frame_count",
     "crop_bounds",
     "resize_time",
@@ -349,3 +350,22 @@ def zero_shot_preprocess(seq: np.ndarray, window: int = ZERO_SHOT_WINDOW) -> np.
     if n < 1:
         raise ValueError("sequence has no non-zero frame")
     return crop_resize(x, n, ZERO_SHOT_P_INTERVAL, window, None)
+
+
+def fit_persons(x: np.ndarray, persons: int, duplicate_lone: bool = False) -> np.ndarray:
+    """Pad (zeros, or a copy of actor 1 for a lone actor) the person axis to ``persons``, or drop
+    empty person slots beyond it; people with data are never dropped silently (ValueError)."""
+    m = x.shape[-1]
+    if m == persons:
+        return x
+    if m > persons:
+        with_data = [i for i in range(m) if np.any(x[..., i])]
+        if len(with_data) > persons:
+            raise ValueError(
+                f"holds {len(with_data)} persons with data (slots {with_data}); the model takes {persons}: "
+                f"keep the {persons} that matter (e.g. the most active, as NTU's reference denoising does) and predict again"
+            )
+        keep = with_data + [i for i in range(m) if i not in with_data]
+        return np.ascontiguousarray(x[..., sorted(keep[:persons])])
+    pad = np.repeat(x[..., :1], persons - m, axis=-1) if duplicate_lone else np.zeros(x.shape[:-1] + (persons - m,), x.dtype)
+    return np.concatenate([x, pad], axis=-1)

@@ -20,7 +20,9 @@ from mmcl.datasets.base import EpochSampler, SkeletonDataset
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.sources import open_source
 from mmcl.datasets.splits import SubsetSource, carve_validation
-from mmcl.skeleton.layouts import get_layout
+from mmcl.formats.pose2d import CHANNELS_2D
+from mmcl.formats.sample_store import CHANNELS_XYZ
+from mmcl.skeleton.layouts import get_layout, layout_key
 from mmcl.skeleton.transforms import NTUTransform, UCLATransform
 
 __all__ = ["SkeletonDataModule", "build_transform"]
@@ -30,12 +32,49 @@ def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
     """The training transform of ``cfg`` (random crop/rotation, or NW-UCLA's random view); the test
     transform is the model card's (:meth:`InputSpec.eval_transform`)."""
     d = cfg.data
+    spec = InputSpec.from_config(cfg)
+    if spec.channels != CHANNELS_XYZ and (d.centre or (train and d.transform == "ntu" and d.rotation)):
+        raise ValueError(
+            f"channels {', '.join(spec.channels)} are not x, y, z: set data.rotation=0 and data.centre=false "
+            "(3-D rotation and centring would mix the other channels into the coordinates; 2-D keypoints are "
+            "normalised when prepared)"
+        )
     if not train:
-        return InputSpec.from_config(cfg).eval_transform()
+        return spec.eval_transform()
     if d.transform == "ucla":
         return UCLATransform(train=True, window=d.window)
     return NTUTransform(train=True, window=d.window, p_interval=list(d.p_interval_train), rotation_theta=d.rotation, centre=d.centre,
                         centre_joint=get_layout(d.layout).center_joint)
+
+
+def check_source(cfg: Config, source: Any) -> None:
+    """Refuse data the configured model would misread: another layout, person count, channels or 2-D
+    normalisation than the prepared data has (it would train, and predict would then feed other input)."""
+    d, spec = cfg.data, InputSpec.from_config(cfg)
+    found = {"data.layout": layout_key(source.layout), "data.num_persons": int(source.num_persons)}
+    wanted: dict[str, Any] = {"data.layout": spec.layout, "data.num_persons": spec.num_persons}
+    if getattr(source, "channels", None) is not None:
+        found["data.channels"], wanted["data.channels"] = list(source.channels), list(spec.channels)
+    pre = (getattr(source, "meta", None) or {}).get("preprocessing") or {}
+    if isinstance(pre, dict) and "normalise" in pre and list(source.channels or ()) == list(CHANNELS_2D):
+        found["data.normalise"], wanted["data.normalise"] = pre["normalise"], d.normalise
+        found["data.image_size"], wanted["data.image_size"] = [float(v) for v in pre.get("image_size") or []], list(spec.image_size)
+    bad = [k for k in found if found[k] != wanted[k]]
+    if bad:
+        show = lambda v: get_layout(v).name if isinstance(v, str) and v.startswith("{") else v  # noqa: E731
+        raise ValueError(
+            f"{d.path} holds other input than the configuration says: "
+            + "; ".join(f"{k} is {show(wanted[k])!r}, the data has {show(found[k])!r}" for k in bad)
+            + " — set " + " ".join(f"{k}={_override(found[k])}" for k in bad)
+        )
+
+
+def _override(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "]"
+    if isinstance(value, str) and value.startswith("{"):
+        return f"<the .yaml of layout {get_layout(value).name}>"
+    return str(value)
 
 
 class SkeletonDataModule(pl.LightningDataModule):
@@ -72,6 +111,7 @@ class SkeletonDataModule(pl.LightningDataModule):
         bars = self.cfg.trainer.progress and sys.stderr.isatty()  # NW-UCLA loading bars: a terminal only
         train_source = open_source(d.path, d.train_split, progress=bars)
         test_source = open_source(d.path, d.test_split, progress=bars)
+        check_source(self.cfg, train_source)
         val_source = None
         if d.val_fraction > 0:
             tr_idx, va_idx = carve_validation(train_source.names, train_source.labels, d.val_fraction, d.val_seed)
