@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import os
 import shutil
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from mmcl.formats.checkpoint_file import CheckpointError
 from mmcl.formats.kinect_v1 import KinectV1Error, load_kinect_v1
 from mmcl.formats.ntu_parse import NTUPrepareError
 from mmcl.formats.sample_store import write_dataset
-from mmcl.formats.skeleton_file import SkeletonFileError, read_skeleton_file
+from mmcl.formats.skeleton_file import Pose2DInput, SkeletonFileError, read_skeleton_file
 from mmcl.modalities.store import FeatureStore, StoreError
 from mmcl.models import build_backbone
 from mmcl.prepare.ntu_synth import format_skeleton, random_sample
@@ -69,6 +70,26 @@ def mutate_bytes(data: bytes, rng: np.random.Generator) -> bytes:
         return b""
     i, j = sorted(int(v) for v in rng.integers(0, n, size=2))
     return data[:j] + data[i:j] + data[j:]  # a duplicated run
+
+
+def mutate_annotation(data: bytes, rng: np.random.Generator) -> bytes:
+    """A PYSKL annotation with one key dropped or replaced: junk, a wrong-shaped or NaN array."""
+    ann = pickle.loads(data)
+    key = sorted(ann)[int(rng.integers(0, len(ann)))]
+    choice = rng.random()
+    if choice < 0.2:
+        del ann[key]
+    elif choice < 0.5:
+        ann[key] = JUNK[int(rng.integers(0, len(JUNK)))]
+    elif choice < 0.8 and isinstance(ann[key], np.ndarray):
+        shape = list(ann[key].shape)
+        shape[int(rng.integers(0, len(shape)))] = int(rng.integers(0, 4))
+        ann[key] = np.zeros(shape, np.float32)
+    elif isinstance(ann[key], np.ndarray):
+        arr = ann[key].copy()
+        arr.flat[int(rng.integers(0, arr.size))] = rng.choice([np.nan, np.inf, 1e38])
+        ann[key] = arr
+    return pickle.dumps(ann)
 
 
 def mutate_json(text: bytes, rng: np.random.Generator) -> bytes:
@@ -202,6 +223,61 @@ def _export(root: Path) -> Path:
     return out
 
 
+def _pose_clip(seed: int = 0, frames: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 300, size=(2, frames, 17, 2)).round(2), rng.uniform(0.1, 1, size=(2, frames, 17)).round(3)
+
+
+def _kinetics(root: Path) -> Path:
+    kp, sc = _pose_clip()
+    data = [{"frame_index": f + 1, "skeleton": [{"pose": (kp[m, f] / 340).ravel().tolist(), "score": sc[m, f].tolist()} for m in (0, 1)]}
+            for f in range(kp.shape[1])]
+    p = root / "clip.json"
+    p.write_text(json.dumps({"data": data, "label": "x", "label_index": 1}))
+    return p
+
+
+def _openpose(root: Path) -> Path:
+    kp, sc = _pose_clip()
+    clip = root / "clip"
+    clip.mkdir()
+    for f in range(3):
+        people = [{"person_id": [-1], "pose_keypoints_2d": np.concatenate([kp[m, f], sc[m, f, :, None]], 1).ravel().tolist()} for m in (0, 1)]
+        (clip / f"clip_{f:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    return clip
+
+
+def _coco(root: Path) -> Path:
+    kp, sc = _pose_clip()
+    images = [{"id": f, "frame_id": f, "width": 340, "height": 256} for f in range(kp.shape[1])]
+    anns = [{"image_id": f, "track_id": m, "keypoints": np.concatenate([kp[m, f], sc[m, f, :, None]], 1).ravel().tolist()}
+            for f in range(kp.shape[1]) for m in (0, 1)]
+    p = root / "coco.json"
+    p.write_text(json.dumps({"images": images, "annotations": anns}))
+    return p
+
+
+def _pyskl(root: Path) -> Path:
+    kp, sc = _pose_clip()
+    p = root / "one.pkl"
+    p.write_bytes(pickle.dumps({"frame_dir": "one", "label": 1, "img_shape": (256, 340), "keypoint": kp.astype(np.float32),
+                                "keypoint_score": sc.astype(np.float32)}))
+    return p
+
+
+def _npy_2d(root: Path) -> Path:
+    p = root / "xy.npy"
+    np.save(p, np.random.default_rng(0).normal(size=(2, 8, 17, 1)).astype(np.float32))
+    return p
+
+
+POSE = Pose2DInput(17, 2, "image", (340.0, 256.0))
+
+
+def _read_pose(p: Path) -> object:
+    return read_skeleton_file(p, pose=POSE)
+
+
 def _prepared(root: Path) -> Path:
     """A prepared folder in the padded per-split form of earlier versions (still read)."""
     rng = np.random.default_rng(0)
@@ -276,6 +352,11 @@ TARGETS = [
            files=("samples/joints.npy", "samples/offsets.npy", "samples/labels.npy", "cross_view/train.npy"),
            structured=lambda b, rng: random_npy(rng)),
     Target("store names/groups", _prepared_store, _read_store_split, files=("samples/names.txt", "samples/groups.txt")),
+    Target("Kinetics-Skeleton .json", _kinetics, _read_pose, structured=mutate_json),
+    Target("OpenPose folder", _openpose, _read_pose, files=tuple(f"clip_{f:012d}_keypoints.json" for f in range(3)), structured=mutate_json),
+    Target("COCO keypoints .json", _coco, _read_pose, structured=mutate_json),
+    Target("PYSKL .pkl", _pyskl, _read_pose, structured=mutate_annotation),
+    Target("2-D .npy", _npy_2d, _read_pose, structured=lambda b, rng: random_npy(rng)),
     Target("reference .npz", _npz, lambda p: _read_all(ReferenceNpzSource(p, "train"))),
     Target("feature store", _store, _read_store, files=("meta.json", "manifest.json"), structured=mutate_json),
 ]

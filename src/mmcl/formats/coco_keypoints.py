@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mmcl.formats.errors import DataError
-from mmcl.formats.pose2d import PoseFrames, number_array, read_json
+from mmcl.formats.pose2d import PoseFrames, number_array, read_json, small_int
 
 __all__ = ["read_coco_keypoints", "is_coco_keypoints"]
 
@@ -28,8 +28,8 @@ def is_coco_keypoints(doc: object) -> bool:
 
 
 def _int(value: Any, path: Path, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DataError(f"{what} must be an integer, got {value!r}", path)
+    if small_int(value) is None:
+        raise DataError(f"{what} must be an integer, got {str(value)[:40]}", path)
     return value
 
 
@@ -69,7 +69,7 @@ def read_coco_keypoints(path: str | Path, doc: object = None) -> PoseFrames:
         if len(flat) != 3 * v or v == 0:
             raise DataError(f"annotation {k}: {len(flat)} keypoint values; expected 3·V with V = {v}", path)
         track = ann.get("track_id")
-        per_frame.setdefault(frame_of[image], []).append((flat.reshape(v, 3), track if isinstance(track, int) and not isinstance(track, bool) else None))
+        per_frame.setdefault(frame_of[image], []).append((flat.reshape(v, 3), small_int(track)))
     if v is None:
         raise DataError("holds no person annotation", path)
     t = max(len(frame_of), max(per_frame) + 1)

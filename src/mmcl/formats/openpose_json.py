@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcl.formats.errors import DataError
-from mmcl.formats.pose2d import PoseFrames, number_array, read_json
+from mmcl.formats.pose2d import PoseFrames, number_array, read_json, small_int
 
 __all__ = ["read_openpose_folder", "openpose_frame_files"]
 
@@ -56,7 +56,7 @@ def read_openpose_folder(folder: str | Path) -> PoseFrames:
             scs.append(kp[:, 2])
             given = person.get("person_id", -1)
             given = given[0] if isinstance(given, list) and given else given
-            pid.append(given if isinstance(given, int) and not isinstance(given, bool) else -1)
+            pid.append(-1 if small_int(given) is None else given)
         n = v or 0
         keypoints.append(np.stack(kps) if kps else np.zeros((0, n, 2)))
         scores.append(np.stack(scs) if scs else np.zeros((0, n)))

@@ -30,7 +30,7 @@ import numpy as np
 
 from mmcl.formats.errors import DataError
 
-__all__ = ["PoseFrames", "NORMALISATIONS", "TRACK_IOU", "pose_to_sample", "track_people", "CHANNELS_2D", "read_json", "number_array"]
+__all__ = ["PoseFrames", "NORMALISATIONS", "TRACK_IOU", "pose_to_sample", "track_people", "CHANNELS_2D", "read_json", "number_array", "small_int"]
 
 NORMALISATIONS = ("image", "box", "none")
 TRACK_IOU = 0.3  # least box overlap that continues a track from one frame to the next
@@ -180,5 +180,13 @@ def number_array(value: Any, path: Path, what: str) -> np.ndarray:
     """A flat list of numbers as float64 (DataError naming ``what`` otherwise; null -> NaN, a missing keypoint)."""
     if not isinstance(value, list) or not all(isinstance(v, int | float) and not isinstance(v, bool) or v is None for v in value):
         raise DataError(f"{what} must be a list of numbers", path)
-    with np.errstate(over="ignore"):
-        return np.array([np.nan if v is None else v for v in value], dtype=np.float64)
+    try:
+        with np.errstate(over="ignore"):
+            return np.array([np.nan if v is None else v for v in value], dtype=np.float64)
+    except OverflowError:
+        raise DataError(f"{what} holds a number too large for a coordinate", path) from None
+
+
+def small_int(value: Any) -> int | None:
+    """``value`` when it is an int that fits an identity (|v| < 2**62), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62 else None

@@ -79,7 +79,8 @@ def _array(value: Any, path: Path, what: str, ndim: int) -> np.ndarray:
     if not isinstance(value, np.ndarray) or value.ndim != ndim or value.dtype.kind not in "fiu":
         shape = getattr(value, "shape", None)
         raise DataError(f"{what} must be a numeric {ndim}-D array, got {type(value).__name__} {shape}", path)
-    return value.astype(np.float64)
+    with np.errstate(all="ignore"):  # non-finite values are dealt with per keypoint later
+        return value.astype(np.float64)
 
 
 def _sample(ann: Any, path: Path, k: int) -> PysklSample:

@@ -46,7 +46,7 @@ from mmcl.io import (
     finish_commit,
     remove_stale_temporaries,
 )
-from mmcl.skeleton.layouts import get_layout
+from mmcl.skeleton.layouts import get_layout, layout_key
 
 __all__ = [
     "STORE_DIR", "STORE_FORMAT", "CHANNELS_XYZ", "CHANNELS_XY_SCORE", "SampleStore", "StoreWriter",
@@ -117,7 +117,7 @@ class SampleStore:
         if self.meta["format"] != STORE_FORMAT or isinstance(self.meta["format"], bool):
             raise DataError(f"store format {self.meta['format']!r} is not {STORE_FORMAT}; prepare it again with this mmcl", meta_path)
         try:
-            self.layout = get_layout(str(self.meta["layout"])).name
+            self.layout = layout_key(str(self.meta["layout"]))
         except (KeyError, ValueError) as exc:
             raise DataError(f"unknown layout {self.meta['layout']!r} ({_first_line(exc)})", meta_path) from None
         channels = self.meta["channels"]
@@ -187,7 +187,7 @@ class StoreWriter:
                  channels: Sequence[str] = CHANNELS_XYZ, colors: bool = False) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.layout = get_layout(layout).name
+        self.layout = layout_key(layout)  # a user layout is embedded whole
         self.channels = tuple(channels)
         self.num_persons = int(num_persons)
         self.frames = int(frames)
@@ -328,7 +328,7 @@ def write_dataset(
                 w.close(dataset=dataset, num_classes=num_classes, max_frames=frames, **dict(store_meta or {}))
                 for bench, splits in benchmarks.items():
                     write_split_index(stage / bench, splits, {
-                        "dataset": dataset, "benchmark": bench, "layout": get_layout(layout).name,
+                        "dataset": dataset, "benchmark": bench, "layout": layout_key(layout),
                         "num_classes": int(num_classes), "num_persons": int(m), "max_frames": frames,
                         **dict(benchmark_meta or {}),
                     })
