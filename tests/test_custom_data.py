@@ -4,6 +4,7 @@ PYSKL data."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -231,26 +232,29 @@ def test_a_user_layout_from_yaml_is_embedded_and_checked(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- end to end
 
 
-def _train_export_predict(data: Path, report_overrides: list[str], work: Path, raw_file: Path, capsys: pytest.CaptureFixture[str]) -> float:
-    """Train, check the test score, export, and predict ``raw_file`` (a test sample) with the export:
-    the probabilities must be the run's test-pass scores for that sample. Returns test top-1."""
+def _train_export_predict(data: Path, report_overrides: list[str], work: Path, raw_file: Path, capsys: pytest.CaptureFixture[str],
+                          onnx: bool = False) -> float:
+    """Train, check the test score, export, and predict ``raw_file`` (a test sample) with the export (and its
+    ONNX graph): the probabilities must be the run's test-pass scores for that sample. Returns test top-1."""
     code, out, err = run(["train", "--work-dir", str(work), *report_overrides, *TRAIN], capsys)
     assert code == 0, err
     results = json.loads((work / "results.json").read_text())
     code, _, err = run(["export", "--checkpoint", str(work / "checkpoints" / "last.ckpt"), "--out", str(work / "export"),
-                        "--no-onnx", "--no-torchscript"], capsys)
+                        *(["--onnx", "--onnx-exporter", "torchscript"] if onnx else ["--no-onnx"]), "--no-torchscript"], capsys)
     assert code == 0, err
     card = open_checkpoint(work / "export").card
     assert card.input.channels == ("x", "y", "score") and card.input.normalise in ("image", "box")
-    code, out, err = run(["predict", str(raw_file), "--checkpoint", str(work / "export"), "--json", "--top", "4"], capsys)
-    assert code == 0, err
-    pred = json.loads(out.strip().splitlines()[0])
     scores = np.load(work / "scores.npz")
     row = list(scores["names"]).index(raw_file.stem)
     probs = np.exp(scores["scores"][row] - scores["scores"][row].max())
     probs /= probs.sum()
-    for entry in pred["top"]:
-        assert abs(entry["score"] - probs[entry["label"]]) < 1e-5  # predict == the run's own test pass
+    for runtime in ("torch", "onnx") if onnx else ("torch",):
+        code, out, err = run(["predict", str(raw_file), "--checkpoint", str(work / "export"), "--json", "--top", "4",
+                              "--runtime", runtime], capsys)
+        assert code == 0, err
+        pred = json.loads(out.strip().splitlines()[0])
+        for entry in pred["top"]:
+            assert abs(entry["score"] - probs[entry["label"]]) < 1e-4  # predict == the run's own test pass
     return float(results["test"]["top1"])
 
 
@@ -278,5 +282,6 @@ def test_pyskl_dataset_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     one = next(a for a in pickle.loads(pkl.read_bytes())["annotations"] if a["frame_dir"] == name)
     raw = tmp_path / f"{name}.pkl"
     raw.write_bytes(pickle.dumps(one))  # a raw file as a user would feed it: one PYSKL annotation
-    top1 = _train_export_predict(tmp_path / "data", report["train_with"], tmp_path / "run", raw, capsys)
+    onnx = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    top1 = _train_export_predict(tmp_path / "data", report["train_with"], tmp_path / "run", raw, capsys, onnx=onnx)
     assert top1 >= 0.6 and len(anns) == 120

@@ -129,6 +129,8 @@ class InputSpec:
         detail = f"{self.window} frames" if self.transform == "ucla" else f"crop {list(self.p_interval)}, {self.window} frames"
         if self.centre:
             detail = f"centred, {detail}"
+        if self.channels != CHANNELS_XYZ:
+            people = f"{people}, channels {'/'.join(self.channels)}" + (f" ({self.normalise}-normalised)" if self.normalise != "none" else "")
         return f"{layout_title(self.layout)} {self.stream.replace('_', '-')} stream, {people}, {self.transform} transform ({detail})"
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,11 +33,11 @@ def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
     transform is the model card's (:meth:`InputSpec.eval_transform`)."""
     d = cfg.data
     spec = InputSpec.from_config(cfg)
-    if spec.channels != CHANNELS_XYZ and (d.centre or (train and d.transform == "ntu" and d.rotation)):
+    if spec.channels != CHANNELS_XYZ and (d.centre or d.transform == "ucla" or (train and d.rotation)):
         raise ValueError(
-            f"channels {', '.join(spec.channels)} are not x, y, z: set data.rotation=0 and data.centre=false "
-            "(3-D rotation and centring would mix the other channels into the coordinates; 2-D keypoints are "
-            "normalised when prepared)"
+            f"channels {', '.join(spec.channels)} are not x, y, z: use data.transform=ntu with data.rotation=0 and "
+            "data.centre=false (3-D rotation, centring and the NW-UCLA normalisation would mix the other channels into "
+            "the coordinates; 2-D keypoints are normalised when prepared)"
         )
     if not train:
         return spec.eval_transform()
