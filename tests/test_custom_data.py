@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from cli_runner import run  # noqa: E402
+from pose_world import CLASSES, H, W, make_sample, write_kinetics_dataset, write_kinetics_json, write_pyskl_dataset
+
 from mmcl.checkpoints import open_checkpoint
 from mmcl.config import Config
 from mmcl.datasets import DataError, PreparedSource, SampleStore
@@ -28,7 +29,6 @@ from mmcl.formats.skeleton_file import Pose2DInput, SkeletonFileError, read_skel
 from mmcl.prepare.custom import prepare_custom, read_labels_csv
 from mmcl.skeleton.layouts import get_layout, layout_key
 from mmcl.training.data import check_source
-from pose_world import CLASSES, H, W, make_sample, write_kinetics_dataset, write_kinetics_json, write_pyskl_dataset
 
 TRAIN = [  # a tiny CTR-GCN that learns the four motions in 15 epochs (last epoch, no test-split selection)
     "data.window=16", "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=0", "model.base_channels=8",
@@ -285,3 +285,52 @@ def test_pyskl_dataset_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     onnx = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
     top1 = _train_export_predict(tmp_path / "data", report["train_with"], tmp_path / "run", raw, capsys, onnx=onnx)
     assert top1 >= 0.6 and len(anns) == 120
+
+
+@pytest.mark.parametrize("stream", ["joint", "bone", "joint_motion", "bone_motion"])
+def test_co_learning_trains_on_2d_keypoints_in_every_stream(tmp_path: Path, stream: str) -> None:
+    """FAM (stored CNN features) and FRM (stored answers) join a 2-D COCO-17 dataset by sample name."""
+    from mmcl.modalities.store import FeatureStore
+    from mmcl.training.fit import train
+
+    prepare_custom(write_pyskl_dataset(tmp_path / "p.pkl", per_class=2), tmp_path / "data", progress=False)
+    names = PreparedSource(tmp_path / "data" / "xsub", "train").names
+    rng = np.random.default_rng(0)
+    FeatureStore.create(tmp_path / "rgb", dim=16, kind="cnn_pool", meta={"model": "random"}).append(names, rng.normal(size=(len(names), 16)).astype(np.float32))
+    FeatureStore.create(tmp_path / "text", dim=2, kind="answer_probs", meta={"model": "random", "question": "?"}).append(
+        names, rng.dirichlet((1, 1), size=len(names)).astype(np.float32))
+    cfg = Config()
+    d = cfg.data
+    d.path, d.layout, d.num_classes, d.num_persons, d.stream = str(tmp_path / "data" / "xsub"), "coco17", 4, 2, stream
+    d.channels, d.normalise, d.rotation, d.window, d.batch_size, d.test_batch_size, d.num_workers = ["x", "y", "score"], "image", 0, 8, 4, 8, 0
+    cfg.model.base_channels = 8
+    cfg.optim.warmup_epochs, cfg.optim.lr_steps = 0, []
+    cfg.trainer.epochs, cfg.trainer.work_dir, cfg.trainer.progress = 1, str(tmp_path / "run"), False
+    c = cfg.colearning
+    c.fam, c.frm, c.rgb_mode, c.rgb_store, c.text_store = True, True, "frozen", str(tmp_path / "rgb"), str(tmp_path / "text")
+    results = train(cfg.validate())
+    assert np.isfinite(results["test"]["top1"])
+    card = open_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt").card
+    assert card.input.stream == stream and card.input.channels == ("x", "y", "score") and card.input.layout == "coco17"
+
+
+def test_a_model_of_a_user_layout_predicts_without_the_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coco = get_layout("coco17")
+    path = tmp_path / "body.yaml"
+    path.write_text(yaml.safe_dump({"name": "my-body", "joints": list(coco.joint_names), "centre": "nose",
+                                    "bones": [[coco.joint_names[c], coco.joint_names[p]] for c, p in coco.inward_edges]}))
+    pkl = write_pyskl_dataset(tmp_path / "p.pkl", per_class=2)
+    report = prepare_custom(pkl, tmp_path / "data", layout=str(path), progress=False)
+    overrides = [o if not o.startswith("data.layout=") else f"data.layout={path}" for o in report.train_with]
+    code, _, err = run(["train", "--work-dir", str(tmp_path / "run"), *overrides, *TRAIN[:-2], "trainer.epochs=1", "data.batch_size=2"], capsys)
+    assert code == 0, err
+    path.unlink()  # the card embeds the layout: neither export nor predict needs the file
+    code, _, err = run(["export", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "best.ckpt"), "--out", str(tmp_path / "x"),
+                        "--no-onnx", "--no-torchscript"], capsys)
+    assert code == 0, err
+    one = pickle.loads(pkl.read_bytes())["annotations"][0]
+    (tmp_path / "one.pkl").write_bytes(pickle.dumps(one))
+    code, out, err = run(["predict", str(tmp_path / "one.pkl"), "--checkpoint", str(tmp_path / "x"), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[0])["top"][0]["label"] in range(4)
+    assert get_layout(open_checkpoint(tmp_path / "x").card.input.layout).name == "my-body"

@@ -6,7 +6,7 @@ from torch import nn
 
 from mmcl.models.ctrgcn import CTRGCN
 from mmcl.models.ctrs_gcn import CTRSGCN
-from mmcl.skeleton.layouts import LAYOUTS
+from mmcl.skeleton.layouts import layout_key
 
 __all__ = ["build_backbone", "BACKBONES"]
 
@@ -25,11 +25,11 @@ def build_backbone(
 ) -> nn.Module:
     """Build a skeleton backbone (``forward``, ``forward_features``, ``classify``, ``feature_dim``).
 
-    ``layout`` is a skeleton layout name ("ntu25", "kinect20"); it fixes the joint count and graph.
+    ``layout`` is a skeleton layout ("ntu25", "coco17", a user layout's .yaml or its JSON description,
+    :func:`mmcl.skeleton.layouts.layout_key`); it fixes the joint count and graph.
     ``base_channels`` narrows CTR-GCN for tiny models (64 = the reference width).
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown skeleton layout {layout!r}; choose from {sorted(LAYOUTS)}")
+    layout = layout_key(layout)  # a name, a user layout's description or its .yaml; raises for an unknown one
     if num_classes < 1 or num_persons < 1 or in_channels < 1:
         raise ValueError(
             f"num_classes, num_persons and in_channels must be positive, got {num_classes}, {num_persons}, {in_channels}"
