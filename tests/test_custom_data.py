@@ -334,3 +334,15 @@ def test_a_model_of_a_user_layout_predicts_without_the_yaml_file(tmp_path: Path,
     assert code == 0, err
     assert json.loads(out.splitlines()[0])["top"][0]["label"] in range(4)
     assert get_layout(open_checkpoint(tmp_path / "x").card.input.layout).name == "my-body"
+
+
+def test_cards_written_before_channel_names_read_as_xyz() -> None:
+    from mmcl.datasets.pipeline import InputSpec
+
+    old = {"layout": "ntu25", "num_persons": 2, "in_channels": 3, "stream": "joint", "transform": "ntu", "window": 64,
+           "p_interval": [0.95], "centre": False}
+    spec = InputSpec.from_dict(old)
+    assert spec.channels == ("x", "y", "z") and spec.normalise == "none" and spec.pose2d() is None
+    assert InputSpec.from_dict({**old, "in_channels": 2}).channels == ("x", "y")
+    with pytest.raises(ValueError, match="3 input channels but 2 channel names"):
+        InputSpec.from_dict({**old, "channels": ["x", "y"]})

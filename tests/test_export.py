@@ -62,7 +62,8 @@ def test_files_and_json(exported):
     info = json.loads(paths["json"].read_text())
     assert ModelCard.from_dict(info["card"]) == CARD
     assert info["card"]["input"] == {"layout": "kinect20", "num_persons": 1, "in_channels": 3, "stream": "bone_motion",
-                                     "transform": "ucla", "window": 16, "p_interval": [0.95], "centre": False}
+                                     "transform": "ucla", "window": 16, "p_interval": [0.95], "centre": False,
+                                     "channels": ["x", "y", "z"], "normalise": "none", "image_size": []}
     assert info["card"]["class_names"] is None and info["graph_input"] == GRAPH_INPUT
     assert info["files"] == {"safetensors": "model.safetensors", "onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
     assert count_parameters(model) == 1_426_892
