@@ -33,7 +33,7 @@ from mmcl.training.data import check_source
 TRAIN = [  # a tiny CTR-GCN that learns the four motions in 15 epochs (last epoch, no test-split selection)
     "data.window=16", "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=0", "model.base_channels=8",
     "optim.warmup_epochs=0", "optim.lr_steps=[]", "optim.base_lr=0.05", "trainer.epochs=15", "trainer.progress=false",
-    "trainer.final_checkpoint=last", "trainer.eval_every=15",
+    "trainer.final_checkpoint=last", "trainer.eval_every=15", "data.rotation=0",  # no augmentation: 15 short epochs
 ]
 
 
@@ -322,7 +322,7 @@ def test_a_model_of_a_user_layout_predicts_without_the_yaml_file(tmp_path: Path,
     pkl = write_pyskl_dataset(tmp_path / "p.pkl", per_class=2)
     report = prepare_custom(pkl, tmp_path / "data", layout=str(path), progress=False)
     overrides = [o if not o.startswith("data.layout=") else f"data.layout={path}" for o in report.train_with]
-    code, _, err = run(["train", "--work-dir", str(tmp_path / "run"), *overrides, *TRAIN[:-2], "trainer.epochs=1", "data.batch_size=2"], capsys)
+    code, _, err = run(["train", "--work-dir", str(tmp_path / "run"), *overrides, *TRAIN[:-3], "trainer.epochs=1", "data.batch_size=2"], capsys)
     assert code == 0, err
     path.unlink()  # the card embeds the layout: neither export nor predict needs the file
     code, _, err = run(["export", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "best.ckpt"), "--out", str(tmp_path / "x"),
@@ -346,3 +346,39 @@ def test_cards_written_before_channel_names_read_as_xyz() -> None:
     assert InputSpec.from_dict({**old, "in_channels": 2}).channels == ("x", "y")
     with pytest.raises(ValueError, match="3 input channels but 2 channel names"):
         InputSpec.from_dict({**old, "channels": ["x", "y"]})
+
+
+def test_2d_augmentation_turns_the_image_plane_and_mirrors_by_the_layouts_pairs() -> None:
+    from mmcl.skeleton.transforms import NTUTransform, mirror, planar_rotation
+
+    rng = np.random.default_rng(0)
+    coco = get_layout("coco17")
+    x = rng.normal(size=(3, 20, 17, 2)).astype(np.float32)
+    x[2] = rng.uniform(0.1, 1, size=x[2].shape)
+    x[:, :, 3] = 0  # a missing keypoint
+    r = planar_rotation(x, 0.5, np.random.default_rng(1))
+    np.testing.assert_array_equal(r[2], x[2])  # the score channel is not a coordinate
+    np.testing.assert_allclose(np.hypot(r[0], r[1]), np.hypot(x[0], x[1]), rtol=1e-5)
+    assert not r[:, :, 3].any() and not np.allclose(r[:2], x[:2])
+    swap = NTUTransform(True, mirror_pairs=coco.mirror_pairs, flip=1.0).mirror
+    m = mirror(x, swap)
+    lw, rw = coco.joint_index("left wrist"), coco.joint_index("right wrist")
+    np.testing.assert_array_equal(m[0, :, lw], -x[0, :, rw])
+    np.testing.assert_array_equal(m[1:, :, lw], x[1:, :, rw])
+    np.testing.assert_array_equal(mirror(m, swap), x)
+    t = NTUTransform(True, window=20, p_interval=[1.0], rotation_theta=0.0, planar=True, flip=1.0, mirror_pairs=coco.mirror_pairs)
+    np.testing.assert_allclose(t(x, 20, np.random.default_rng(0)), m, atol=1e-6)
+    with pytest.raises(ValueError, match="mirror pairs"):
+        NTUTransform(True, flip=0.5)
+
+
+def test_the_training_transform_of_2d_keypoints_is_planar() -> None:
+    from mmcl.training.data import build_transform
+
+    cfg = Config()
+    cfg.data.layout, cfg.data.channels, cfg.data.flip = "coco17", ["x", "y", "score"], 0.5
+    assert "planar=True, flip=0.5" in repr(build_transform(cfg, train=True))
+    assert "planar" not in repr(build_transform(Config(), train=True))  # xyz: the reference's 3-D rotation
+    cfg.data.centre = True
+    with pytest.raises(ValueError, match="centre=false"):
+        build_transform(cfg, train=True)

@@ -53,7 +53,8 @@ class DataConfig:
     window: int = 64
     p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
-    rotation: float = 0.3  # radians, train only (REFERENCE §3.1 random_rot theta)
+    rotation: float = 0.3  # radians, train only (REFERENCE §3.1 random_rot theta; 2-D keypoints: in the image plane)
+    flip: float = 0.0  # train only: probability of a left-right mirror (layout mirror pairs); not in the reference
     centre: bool = False  # ntu transform: centre on J2 of the first frame (data not centred when prepared)
     channels: list[str] = field(default_factory=list)  # names; [] = x, y, z (3) or x, y (2); 2-D keypoints: [x, y, score]
     normalise: str = "none"  # 2-D keypoints: image | box | none, as prepared (mmcl prepare custom --normalise)

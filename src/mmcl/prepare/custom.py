@@ -293,7 +293,7 @@ def prepare_custom(
         f"data.channels=[{','.join(channels)}]",
     ]
     if channels == CHANNELS_2D:
-        report.train_with += [f"data.normalise={normalise}", "data.rotation=0"]
+        report.train_with += [f"data.normalise={normalise}"]
         if image_size:
             report.train_with.append(f"data.image_size=[{','.join(f'{v:g}' for v in image_size)}]")
     report.seconds = time.perf_counter() - t0

@@ -34,6 +34,8 @@ __all__ = [
     "NTU_ORIGIN_JOINT",
     "centre_on_first_frame",
     "fit_persons",
+    "planar_rotation",
+    "mirror",
     "valid_frame_count",
     "crop_bounds",
     "resize_time",
@@ -276,7 +278,11 @@ class NTUTransform:
     ``p_interval`` defaults to ``[0.5, 1]`` for training and ``[0.95]`` for testing;
     ``rotation_theta`` applies to training only (0 disables it) (REFERENCE §3.1). ``centre``: first
     :func:`centre_on_first_frame` on ``centre_joint`` (the layout's centre joint; for data not centred
-    when prepared; the reference's data is).
+    when prepared; the reference's data is). ``planar`` (2-D keypoints, channels x, y, score): the
+    rotation turns x, y in the image plane by ``U(-theta, theta)`` and leaves the other channels alone.
+    ``flip`` (training only): the probability of a left-right mirror, x negated and the layout's
+    ``mirror_pairs`` swapped (off in the reference; it turns "wave right" into "wave left", so use it
+    only where no class depends on the side).
     """
 
     def __init__(
@@ -287,6 +293,9 @@ class NTUTransform:
         rotation_theta: float = NTU_ROTATION_THETA,
         centre: bool = False,
         centre_joint: int = NTU_ORIGIN_JOINT,
+        planar: bool = False,
+        flip: float = 0.0,
+        mirror_pairs: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.train = bool(train)
         self.centre = bool(centre)
@@ -298,6 +307,15 @@ class NTUTransform:
         if len(self.p_interval) not in (1, 2):
             raise ValueError(f"p_interval must have 1 or 2 values, got {list(p_interval)}")
         self.rotation_theta = float(rotation_theta)
+        self.planar = bool(planar)
+        if not 0.0 <= flip <= 1.0:
+            raise ValueError(f"flip is a probability in [0, 1], got {flip}")
+        if flip > 0 and not mirror_pairs:
+            raise ValueError("flip needs the layout's left/right mirror pairs; this layout has none")
+        self.flip = float(flip)
+        self.mirror = np.arange(max((j for pair in mirror_pairs for j in pair), default=-1) + 1)
+        for a, b in mirror_pairs:
+            self.mirror[a], self.mirror[b] = b, a
 
     def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
         if valid_length is None:
@@ -306,14 +324,36 @@ class NTUTransform:
             x = centre_on_first_frame(x, self.centre_joint)
         out = crop_resize(x, valid_length, self.p_interval, self.window, rng)
         if self.train and self.rotation_theta > 0:
-            out = random_rotation(out, self.rotation_theta, rng)
+            out = planar_rotation(out, self.rotation_theta, rng) if self.planar else random_rotation(out, self.rotation_theta, rng)
+        if self.train and self.flip > 0 and rng.random() < self.flip:
+            out = mirror(out, self.mirror)
         return out
 
     def __repr__(self) -> str:
+        extra = (", planar=True" if self.planar else "") + (f", flip={self.flip}" if self.flip else "")
         return (
             f"NTUTransform(train={self.train}, window={self.window}, "
-            f"p_interval={list(self.p_interval)}, rotation_theta={self.rotation_theta}, centre={self.centre})"
+            f"p_interval={list(self.p_interval)}, rotation_theta={self.rotation_theta}, centre={self.centre}{extra})"
         )
+
+
+def planar_rotation(x: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
+    """Turn channels 0, 1 (x, y) by ``U(-theta, theta)`` in their plane; other channels (score) unchanged."""
+    a = float(rng.uniform(-theta, theta))
+    c, s = math.cos(a), math.sin(a)
+    out = np.array(x, dtype=np.float32, copy=True)
+    out[0] = c * x[0] - s * x[1]
+    out[1] = s * x[0] + c * x[1]
+    return out
+
+
+def mirror(x: np.ndarray, swap: np.ndarray) -> np.ndarray:
+    """Left-right mirror of C×T×V×M: x negated, joints ``i`` and ``swap[i]`` exchanged (zeros stay zero)."""
+    v = x.shape[2]
+    order = np.concatenate([swap, np.arange(len(swap), v)])[:v]
+    out = np.array(x[:, :, order], dtype=np.float32, copy=True)
+    out[0] = -out[0]
+    return out
 
 
 class UCLATransform:

@@ -33,18 +33,24 @@ def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
     transform is the model card's (:meth:`InputSpec.eval_transform`)."""
     d = cfg.data
     spec = InputSpec.from_config(cfg)
-    if spec.channels != CHANNELS_XYZ and (d.centre or d.transform == "ucla" or (train and d.rotation)):
+    planar = spec.channels != CHANNELS_XYZ
+    if planar and (d.centre or d.transform == "ucla"):
         raise ValueError(
-            f"channels {', '.join(spec.channels)} are not x, y, z: use data.transform=ntu with data.rotation=0 and "
-            "data.centre=false (3-D rotation, centring and the NW-UCLA normalisation would mix the other channels into "
-            "the coordinates; 2-D keypoints are normalised when prepared)"
+            f"channels {', '.join(spec.channels)} are not x, y, z: use data.transform=ntu and data.centre=false "
+            "(centring and the NW-UCLA normalisation would mix the other channels into the coordinates; 2-D "
+            "keypoints are normalised when prepared)"
         )
+    if planar and spec.channels[:2] != ("x", "y"):
+        raise ValueError(f"channels {', '.join(spec.channels)}: the first two must be x, y")
+    if d.flip and d.transform != "ntu":
+        raise ValueError("data.flip works with the ntu transform")
     if not train:
         return spec.eval_transform()
     if d.transform == "ucla":
         return UCLATransform(train=True, window=d.window)
+    layout = get_layout(d.layout)
     return NTUTransform(train=True, window=d.window, p_interval=list(d.p_interval_train), rotation_theta=d.rotation, centre=d.centre,
-                        centre_joint=get_layout(d.layout).center_joint)
+                        centre_joint=layout.center_joint, planar=planar, flip=d.flip, mirror_pairs=layout.mirror_pairs)
 
 
 def check_source(cfg: Config, source: Any) -> None:
