@@ -1,26 +1,20 @@
-"""benchmarks/train_streams.py: four streams trained to the end across interruptions, then fused."""
+"""mmcl streams: four streams trained to the end across interruptions, then fused."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_runner import run as mmcl  # noqa: E402
 
 from mmcl.demo import DEMO_BENCHMARK, prepare_demo_data
+from mmcl.training import streams as ts
 
 pytestmark = pytest.mark.slow  # multi-process / long: outside the fast loop (-m "not slow")
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("train_streams", ROOT / "benchmarks" / "train_streams.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 TINY = """\
@@ -57,11 +51,15 @@ def tiny(tmp_path: Path) -> tuple[Path, Path, Path]:
     return config, data, tmp_path / "runs"
 
 
+@pytest.fixture(autouse=True)
+def _quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ts, "POLL_SECONDS", 0.2)
+
+
 def test_trains_every_stream_then_fuses_and_continues_interrupted_runs(tiny: tuple[Path, Path, Path], capsys) -> None:
-    ts = _script()
     config, data, runs = tiny
-    args = ["-c", str(config), "--data", str(data), "--parallel", "2", "--threads", "1"]
-    assert ts.main(args, poll_seconds=0.2) == 0
+    args = ["streams", "-c", str(config), "--data", str(data), "--parallel", "2", "--threads", "1"]
+    assert mmcl(args, capsys)[0] == 0
     streams = ("joint", "bone", "joint_motion", "bone_motion")
     for s in streams:
         run = runs / f"tiny_{s}"
@@ -74,7 +72,7 @@ def test_trains_every_stream_then_fuses_and_continues_interrupted_runs(tiny: tup
 
     # a second call finds everything finished: nothing is trained again (the logs do not grow)
     sizes = {s: (runs / f"tiny_{s}.log").stat().st_size for s in streams}
-    assert ts.main(args, poll_seconds=0.2) == 0
+    assert mmcl(args, capsys)[0] == 0
     assert {s: (runs / f"tiny_{s}.log").stat().st_size for s in streams} == sizes
 
     # an interrupted stream (checkpoint, no results) is continued with --resume, not restarted
@@ -82,17 +80,60 @@ def test_trains_every_stream_then_fuses_and_continues_interrupted_runs(tiny: tup
     assert ts.stream_state(runs / "tiny_bone") == "interrupted"
     cmd = ts.train_command(str(config), str(data), "bone", runs / "tiny_bone", 1, [])
     assert cmd[-2:] == ["--resume", str(runs / "tiny_bone")] and "trainer.num_threads=1" in cmd
-    assert ts.main([*args, "--streams", "bone"], poll_seconds=0.2) == 0
+    code, out, _ = mmcl([*args, "--streams", "bone"], capsys)
+    assert code == 0 and "bone: finished" in out
     assert ts.stream_state(runs / "tiny_bone") == "finished"
     assert "--resume" in (runs / "tiny_bone.log").read_text().rsplit("\n# ", 1)[1].splitlines()[0]
-    assert "bone: finished" in capsys.readouterr().out
 
 
-def test_a_failing_stream_is_reported_and_the_ensemble_skipped(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    ts = _script()
+def test_a_failing_stream_is_reported_and_the_ensemble_skipped(tiny: tuple[Path, Path, Path], tmp_path: Path, capsys) -> None:
     config, _, runs = tiny
     missing = tmp_path / "no_such_data"
-    assert ts.main(["-c", str(config), "--data", str(missing), "--streams", "joint"], poll_seconds=0.2) == 1
+    code, out, _ = mmcl(["streams", "-c", str(config), "--data", str(missing), "--streams", "joint", "bone"], capsys)
+    assert code == 1 and "not finished: joint, bone" in out
     assert ts.stream_state(runs / "tiny_joint") == "new"
     assert str(missing) in (runs / "tiny_joint.log").read_text()
     assert not (runs / "tiny_ensemble_4s").exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc")
+def test_killing_mmcl_streams_leaves_no_training_running(tiny: tuple[Path, Path, Path]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config, data, runs = tiny
+    parent = subprocess.Popen([sys.executable, "-m", "mmcl", "streams", "-c", str(config), "--data", str(data), "--parallel", "2",
+                               "trainer.epochs=100000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, kids = time.time() + 60, []
+    while time.time() < deadline and len(kids) < 2:
+        time.sleep(0.3)
+        kids = _children(parent.pid)
+    assert len(kids) == 2, "the two trainings did not start"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_running(k) for k in kids):
+        time.sleep(0.2)
+    assert [k for k in kids if _running(k)] == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mmcl.io import check_output_folder
+from mmcl.skeleton.streams import STREAMS  # light: numpy only
 
 __all__ = ["register", "load_run_config"]
 
@@ -48,6 +49,28 @@ def register(sub: Any) -> None:
     p.add_argument("--rgb-weights", metavar="PATH", help="ImageNet weights of the FAM's CNN for trainable mode (sets colearning.rgb_weights)")
     p.add_argument("--allow-missing", action="store_true", help="train samples without an image/text feature with the skeleton losses only (sets colearning.allow_missing)")
     p.set_defaults(func=cmd_train)
+
+    from mmcl.results.ensemble import NORMALIZATIONS, PRESETS
+
+    p = sub.add_parser(
+        "streams", help="train every stream of a recipe (start or resume each, N side by side), then fuse them",
+        description=("Each stream is one `mmcl train` run in <work_dir>_<stream> with its log in <work_dir>_<stream>.log: "
+                     "finished runs are left alone, interrupted ones continue with --resume, new ones start. Run the same "
+                     "command again after an interruption. When every stream has finished, the ensemble is written to "
+                     "<work_dir>_ensemble_<N>s."),
+    )
+    p.add_argument("-c", "--config", required=True, help="the recipe (YAML config); its trainer.work_dir names the run directories")
+    p.add_argument("--data", help="dataset path (sets data.path)")
+    p.add_argument("--streams", nargs="+", default=list(STREAMS), choices=list(STREAMS), help="default: all four")
+    p.add_argument("--parallel", type=int, default=1, help="runs at the same time (default 1; 2 with --threads 1 suits a 2-core CPU)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's choice)")
+    e = p.add_mutually_exclusive_group()
+    e.add_argument("--preset", choices=sorted(PRESETS), help="ensemble weights by stream (default ctrgcn-4s for the four streams, else all 1)")
+    e.add_argument("--fit", choices=["val"], help="fit the ensemble weights on the runs' validation scores (needs data.val_fraction>0)")
+    e.add_argument("--no-ensemble", action="store_true", help="train only")
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default="none", help="per-sample score normalisation before fusing (default none)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
+    p.set_defaults(func=cmd_streams)
 
     p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz. An mmcl checkpoint needs no config: its model card gives the model, classes, stream and test transform; official weights take --stream and the config's data section.")
     _config_args(p)
@@ -239,3 +262,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+def cmd_streams(args: argparse.Namespace) -> int:
+    from mmcl.config import load_config, stream_work_dir
+    from mmcl.results.ensemble import format_ensemble_table, run_ensemble
+    from mmcl.training.streams import train_streams
+
+    result = train_streams(args.config, args.data, args.streams, parallel=args.parallel, threads=args.threads,
+                           overrides=args.overrides, echo=lambda line: print(line, flush=True))
+    if result.failed:
+        print(f"not finished: {', '.join(result.failed)} (run the same command again to continue them)")
+        return 1
+    if args.no_ensemble or len(args.streams) < 2:
+        return 0
+    preset = args.preset or (None if args.fit or set(args.streams) != set(STREAMS) else "ctrgcn-4s")
+    out = stream_work_dir(load_config(args.config, list(args.overrides)).trainer.work_dir, f"ensemble_{len(args.streams)}s")
+    fused = run_ensemble([str(result.runs[s]) for s in args.streams], preset=preset, fit=args.fit,
+                         normalize=args.normalize, out_dir=out)
+    print(format_ensemble_table(fused))
+    print(f"wrote {out}/ensemble.json and {out}/scores.npz")
+    return 0
