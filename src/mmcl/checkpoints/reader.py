@@ -40,7 +40,8 @@ from mmcl.checkpoints.official import (
 from mmcl.config import Config
 from mmcl.datasets import DATASET_SHAPES, normalize_dataset
 from mmcl.datasets.pipeline import InputSpec
-from mmcl.formats.checkpoint_file import CheckpointError, first_line, load_torchscript, read_checkpoint
+from mmcl.formats.checkpoint_file import CheckpointError, load_torchscript, read_checkpoint
+from mmcl.formats.errors import first_line
 from mmcl.models.ctrgcn import REFERENCE_BASE_CHANNELS
 
 __all__ = ["CheckpointError", "OpenedCheckpoint", "read_checkpoint", "load_torchscript", "open_checkpoint", "exported_files", "check_finite_weights", "CARD_KEY", "ONNX_CARD_KEY"]
@@ -108,7 +109,7 @@ class OpenedCheckpoint:
         try:
             return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise CheckpointError(f"{path}: unreadable ONNX model ({first_line(exc)})") from None
+            raise CheckpointError(f"{path}: unreadable ONNX model ({first_line(exc, limit=None)})") from None
 
     def torchscript_module(self, device: str | torch.device = "cpu") -> nn.Module:
         """The exported TorchScript graph (input: joints after the test transform), in eval mode."""
@@ -119,20 +120,20 @@ def _exported(path: Path, st: Path, js: Path) -> OpenedCheckpoint:
     try:
         info = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{js}: unreadable export description ({first_line(exc)})") from None
+        raise CheckpointError(f"{js}: unreadable export description ({first_line(exc, limit=None)})") from None
     if not isinstance(info, dict) or not isinstance(info.get("files", {}), dict):
         raise CheckpointError(f"{js}: not an mmcl export description (a JSON object with card and files)")
     try:
         state = load_file(str(st))
     except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"{st}: unreadable safetensors file ({first_line(exc)})") from None
+        raise CheckpointError(f"{st}: unreadable safetensors file ({first_line(exc, limit=None)})") from None
     try:
         if "card" in info:
             card = ModelCard.from_dict(info["card"])
         else:  # exports of mmcl < card: builder arguments + meta
             card = _legacy_export_card(info)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise CheckpointError(f"{js}: invalid model card ({first_line(exc)})") from None
+        raise CheckpointError(f"{js}: invalid model card ({first_line(exc, limit=None)})") from None
     folder = js.parent
     files = {kind: folder / name for kind, name in (info.get("files") or {}).items() if kind in ("onnx", "torchscript") and (folder / name).is_file()}
     return OpenedCheckpoint(path, "mmcl-export", card, dict(state), files=files)
@@ -166,7 +167,7 @@ def _training_checkpoint(path: Path, obj: dict[str, Any]) -> OpenedCheckpoint:
             card = _inferred_card(shape, None, None)
             notes.append(f"{path}: no model card or config; shape read off the weights, joint stream and the layout's reference transform assumed")
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid model card ({first_line(exc)})") from None
+        raise CheckpointError(f"{path}: invalid model card ({first_line(exc, limit=None)})") from None
     return OpenedCheckpoint(path, "mmcl-train", card, dict(backbone), heads_state=dict(heads), notes=notes)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from mmcl.datasets.base import DataError
 from mmcl.datasets.splits import normalize_split
-from mmcl.formats.errors import READ_ERRORS
+from mmcl.formats.errors import READ_ERRORS, first_line
 from mmcl.formats.sample_store import CHANNELS_XYZ, MAX_FRAMES_LIMIT, SampleStore, meta_int
 from mmcl.io import pending_commit
 from mmcl.skeleton.layouts import get_layout
@@ -85,12 +85,8 @@ def _npz_member(path: Path, member: str) -> np.ndarray:
     except DataError:
         raise
     except READ_ERRORS as exc:
-        raise DataError(f"array {member!r} is damaged ({_first_line(exc)})", path) from None
+        raise DataError(f"array {member!r} is damaged ({first_line(exc)})", path) from None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
@@ -98,7 +94,7 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except READ_ERRORS as exc:
-        raise DataError(f"cannot read ({_first_line(exc)})", path) from None
+        raise DataError(f"cannot read ({first_line(exc)})", path) from None
 
 
 def _map_npz_member(path: Path, member: str) -> np.ndarray:
@@ -145,7 +141,7 @@ def _read_names(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the sample names ({_first_line(exc)})", path) from None
+        raise DataError(f"cannot read the sample names ({first_line(exc)})", path) from None
 
 
 class ReferenceNpzSource:
@@ -211,7 +207,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"invalid JSON ({_first_line(exc)})", path) from None
+        raise DataError(f"invalid JSON ({first_line(exc)})", path) from None
     if not isinstance(meta, dict):
         raise DataError(f"must hold a JSON object, got {type(meta).__name__}", path)
     missing = [k for k in META_REQUIRED if k not in meta]
@@ -223,7 +219,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
     try:
         get_layout(str(meta["layout"]))
     except (KeyError, ValueError) as exc:
-        raise DataError(f"unknown layout {meta['layout']!r} ({_first_line(exc)})", path) from None
+        raise DataError(f"unknown layout {meta['layout']!r} ({first_line(exc)})", path) from None
     return meta
 
 

@@ -17,16 +17,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "read_checkpoint", "load_torchscript", "unwrap_checkpoint", "first_line"]
+from mmcl.formats.errors import first_line
+
+__all__ = ["CheckpointError", "read_checkpoint", "load_torchscript", "unwrap_checkpoint"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or does not fit; the message names the file."""
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unpickler_reason(exc: BaseException) -> str:
@@ -62,9 +59,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         elif "Weights only load failed" in str(exc):
             problem = f"truncated or not a PyTorch checkpoint ({_unpickler_reason(exc)})"
         elif isinstance(exc, (zipfile.BadZipFile, EOFError, RuntimeError)) or "pickle" in str(exc).lower():
-            problem = f"truncated or not a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc)})"
+            problem = f"truncated or not a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, limit=None)})"
         else:
-            problem = f"cannot read it ({type(exc).__name__}: {first_line(exc)})"
+            problem = f"cannot read it ({type(exc).__name__}: {first_line(exc, limit=None)})"
         raise CheckpointError(f"{path}: {problem}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
@@ -81,7 +78,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> to
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
             module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # noqa: BLE001 - any failure is a bad file for the user
-        raise CheckpointError(f"{path}: unreadable TorchScript model ({first_line(exc)})") from None
+        raise CheckpointError(f"{path}: unreadable TorchScript model ({first_line(exc, limit=None)})") from None
     return module.eval()
 
 

@@ -7,7 +7,7 @@ import tokenize
 import zipfile
 from pathlib import Path
 
-__all__ = ["DataError", "READ_ERRORS"]
+__all__ = ["DataError", "READ_ERRORS", "first_line"]
 
 # What numpy, zipfile and json raise on a damaged file (a truncated header, a garbled shape literal
 # in an .npy header (tokenize/SyntaxError), a broken zip directory, a wrong mmap length): readers
@@ -36,3 +36,9 @@ class DataError(ValueError):
         self.path = None if path is None else str(path)
         self.sample = sample
         self.problem = problem
+
+
+def first_line(exc: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

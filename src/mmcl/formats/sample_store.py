@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from mmcl import __version__
-from mmcl.formats.errors import READ_ERRORS, DataError
+from mmcl.formats.errors import READ_ERRORS, DataError, first_line
 from mmcl.io import (
     LockedError,
     atomic_write_text,
@@ -62,10 +62,6 @@ CHANNELS_XY_SCORE = ("x", "y", "score")  # 2D keypoints with the detector's conf
 DATASET_LOCK = ".mmcl-prepare.lock"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
 
 def _load(path: Path, mmap: bool = False) -> np.ndarray:
     if not path.is_file():
@@ -73,14 +69,14 @@ def _load(path: Path, mmap: bool = False) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except READ_ERRORS as exc:
-        raise DataError(f"cannot read ({_first_line(exc)})", path) from None
+        raise DataError(f"cannot read ({first_line(exc)})", path) from None
 
 
 def _lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read ({_first_line(exc)})", path) from None
+        raise DataError(f"cannot read ({first_line(exc)})", path) from None
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -88,7 +84,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"invalid JSON ({_first_line(exc)})", path) from None
+        raise DataError(f"invalid JSON ({first_line(exc)})", path) from None
     if not isinstance(obj, dict):
         raise DataError(f"must hold a JSON object, got {type(obj).__name__}", path)
     return obj
@@ -119,7 +115,7 @@ class SampleStore:
         try:
             self.layout = layout_key(str(self.meta["layout"]))
         except (KeyError, ValueError) as exc:
-            raise DataError(f"unknown layout {self.meta['layout']!r} ({_first_line(exc)})", meta_path) from None
+            raise DataError(f"unknown layout {self.meta['layout']!r} ({first_line(exc)})", meta_path) from None
         channels = self.meta["channels"]
         if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
             raise DataError(f"channels must be a list of names, got {channels!r}", meta_path)
