@@ -42,8 +42,7 @@ import numpy as np
 from mmcl.datasets import PreparedSource, SkeletonDataset
 from mmcl.formats.ntu import parse_name
 from mmcl.formats.sample_store import folder_bytes
-from mmcl.prepare.ntu_protocol import missing_skeletons
-from mmcl.prepare.ntu_synth import sample_name
+from mmcl.prepare.ntu_synth import ntu60_names
 from mmcl.skeleton.transforms import NTUTransform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,18 +79,10 @@ def make_corpus(root: Path, n: int, seed: int = 0) -> list[str]:
     root.mkdir(parents=True, exist_ok=True)
     blocks = frame_blocks(REAL_SAMPLE)
     rng = np.random.default_rng(seed)
-    missing = missing_skeletons("ntu60")
     names: list[str] = []
-    i = 0
-    while len(names) < n:
-        s, r0 = 1 + i % 17, i // 17  # mixed radix over setup, camera, performer, replication, action
-        c, r1 = 1 + r0 % 3, r0 // 3
-        p, r2 = 1 + r1 % 40, r1 // 40
-        r, a = 1 + r2 % 2, 1 + (r2 // 2) % 60
-        i += 1
-        name = sample_name(s, c, p, r, a)
-        if name in missing:
-            continue
+    for name in ntu60_names():
+        if len(names) == n:
+            break
         length = 300 if not names else int(np.clip(rng.lognormal(np.log(80), 0.5), 30, 300))
         pick = np.round(np.linspace(0, len(blocks) - 1, length)).astype(int)
         (root / f"{name}.skeleton").write_text(f"{length}\n" + "".join(blocks[k] for k in pick))

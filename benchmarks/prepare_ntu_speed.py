@@ -41,9 +41,8 @@ import numpy as np
 
 from mmcl.formats.ntu import process_file, warm_up
 from mmcl.prepare.ntu import prepare_ntu
-from mmcl.prepare.ntu_protocol import missing_skeletons
+from mmcl.prepare.ntu_synth import ntu60_names, random_sample, write_skeleton
 from mmcl.prepare.ntu_workers import run_chunks
-from mmcl.prepare.ntu_synth import random_sample, sample_name, write_skeleton
 
 REFERENCE_FIGURE = 110  # files/s quoted for the reference three-script pipeline (single process)
 
@@ -51,19 +50,10 @@ REFERENCE_FIGURE = 110  # files/s quoted for the reference three-script pipeline
 def make_corpus(root: Path, n: int, seed: int = 0) -> list[Path]:
     """``n`` files with distinct valid NTU-60 names (none on the missing-skeleton list)."""
     rng = np.random.default_rng(seed)
-    missing = missing_skeletons("ntu60")
     paths: list[Path] = []
-    i = 0
-    while len(paths) < n:
-        # mixed radix over (setup 17, camera 3, performer 40, replication 2, action 60)
-        s, r0 = 1 + i % 17, i // 17
-        c, r1 = 1 + r0 % 3, r0 // 3
-        p, r2 = 1 + r1 % 40, r1 // 40
-        r, a = 1 + r2 % 2, 1 + (r2 // 2) % 60
-        i += 1
-        name = sample_name(s, c, p, r, a)
-        if name in missing:
-            continue
+    for name in ntu60_names():
+        if len(paths) == n:
+            break
         frames = int(np.clip(rng.lognormal(np.log(80), 0.5), 30, 300))
         bodies = int(rng.choice([1, 2, 3, 4], p=[0.6, 0.3, 0.07, 0.03]))
         paths.append(write_skeleton(root / f"{name}.skeleton", random_sample(rng, frames, bodies)))

@@ -17,7 +17,6 @@ logs a summary; see ``nwucla.py``.)
 
 from __future__ import annotations
 
-import json
 import struct
 import zipfile
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ import numpy as np
 from mmcl.datasets.base import DataError
 from mmcl.datasets.splits import normalize_split
 from mmcl.formats.errors import READ_ERRORS, first_line
-from mmcl.formats.sample_store import CHANNELS_XYZ, MAX_FRAMES_LIMIT, SampleStore, meta_int
+from mmcl.formats.sample_store import CHANNELS_XYZ, MAX_FRAMES_LIMIT, SampleStore, meta_int, read_json_object
 from mmcl.io import pending_commit
 from mmcl.skeleton.layouts import get_layout
 from mmcl.skeleton.transforms import valid_frame_count
@@ -204,12 +203,7 @@ class ReferenceNpzSource:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     """meta.json of a prepared folder, with the required keys of the right kind (DataError otherwise)."""
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"invalid JSON ({first_line(exc)})", path) from None
-    if not isinstance(meta, dict):
-        raise DataError(f"must hold a JSON object, got {type(meta).__name__}", path)
+    meta = read_json_object(path)
     missing = [k for k in META_REQUIRED if k not in meta]
     if missing:
         raise DataError(f"meta.json lacks {missing}", path)

@@ -8,14 +8,15 @@ Kinect SDK text dumps.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mmcl.formats.ntu_parse import NTU_NUM_JOINTS
+from mmcl.prepare.ntu_protocol import missing_skeletons
 
-__all__ = ["Body", "format_skeleton", "write_skeleton", "standing_pose", "random_sample", "sample_name"]
+__all__ = ["Body", "format_skeleton", "write_skeleton", "standing_pose", "random_sample", "sample_name", "ntu60_names"]
 
 # (body_id, joints 25 x 3, colours 25 x 2 or None)
 Body = tuple[str, np.ndarray, "np.ndarray | None"]
@@ -24,6 +25,19 @@ Body = tuple[str, np.ndarray, "np.ndarray | None"]
 def sample_name(s: int = 1, c: int = 1, p: int = 1, r: int = 1, a: int = 1) -> str:
     """``SsssCcccPpppRrrrAaaa`` (REFERENCE §1.1)."""
     return f"S{s:03d}C{c:03d}P{p:03d}R{r:03d}A{a:03d}"
+
+
+def ntu60_names() -> Iterator[str]:
+    """Distinct valid NTU-60 sample names, none on the missing-skeleton list (benchmark corpora):
+    a mixed-radix count over setup (17), camera (3), performer (40), replication (2), action (60)."""
+    missing = missing_skeletons("ntu60")
+    for i in range(17 * 3 * 40 * 2 * 60):
+        s, r0 = 1 + i % 17, i // 17
+        c, r1 = 1 + r0 % 3, r0 // 3
+        p, r2 = 1 + r1 % 40, r1 // 40
+        name = sample_name(s, c, p, 1 + r2 % 2, 1 + (r2 // 2) % 60)
+        if name not in missing:
+            yield name
 
 
 def _num(v: float) -> str:
