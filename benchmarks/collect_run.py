@@ -2,7 +2,7 @@
 
 What is kept: resolved config, environment, results summary, test metrics / per-class / confusion,
 the CSV training log, and the per-sample scores as text (``scores.csv``; ``val_scores.csv`` when the
-run carved a validation split). No checkpoints, no TensorBoard events, no plots (``mmcl report``
+run carved a validation split; ``eval_scores/epoch_NNN.csv`` when it kept every evaluation's scores). No checkpoints, no TensorBoard events, no plots (``mmcl report``
 redraws them from these files). ``mmcl ensemble`` and ``mmcl report`` read the copy directly.
 
 Usage::
@@ -42,6 +42,12 @@ def collect(run_dir: Path, dest: Path) -> list[str]:
         if (run_dir / f"{stem}.npz").is_file():
             save_scores(staging / f"{stem}.csv", *load_scores(run_dir / f"{stem}.npz"))
             written.append(f"{stem}.csv")
+    kept = sorted((run_dir / "eval_scores").glob("epoch_*.npz"))  # trainer.keep_eval_scores: every evaluation
+    if kept:
+        (staging / "eval_scores").mkdir()
+        for f in kept:
+            save_scores(staging / "eval_scores" / f"{f.stem}.csv", *load_scores(f))
+        written.append(f"eval_scores/ ({len(kept)} evaluations)")
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)

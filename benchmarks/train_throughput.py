@@ -7,7 +7,9 @@ does not blur the comparison. Variants:
 
 - ``official``: the official ``model.ctrgcn.Model`` (github.com/Uason-Chen/CTR-GCN, not vendored:
   see ``benchmarks/official_ctrgcn.py``), built as its config for the layout does, fp32;
-- ``mmcl``: mmcl's CTR-GCN (identical math: same parameters, same outputs to float rounding);
+- ``transcription`` (``--backbone hdgcn``): the literal transcription of the official HD-GCN
+  (``tests/reference_hdgcn.py``; the official code itself runs on CUDA only), fp32;
+- ``mmcl``: mmcl's model (identical math: same parameters, same outputs to float rounding);
 - ``mmcl-bf16``: the same under ``torch.autocast(bfloat16)`` (AVX-512 BF16 / AMX CPUs, GPUs);
 - ``mmcl-compile`` / ``mmcl-compile-bf16``: ``torch.compile`` of the model.
 
@@ -19,8 +21,9 @@ Usage (alone on the machine)::
 
     python benchmarks/train_throughput.py --config configs/nwucla.yaml --official /work/official/CTR-GCN
     python benchmarks/train_throughput.py --config configs/ntu120_xsub.yaml --official /work/official/CTR-GCN --variants official mmcl mmcl-bf16
+    python benchmarks/train_throughput.py --config configs/ntu120_xsub.yaml --backbone hdgcn --variants transcription mmcl mmcl-bf16
 
-Prints a table and writes ``benchmarks/results/train_throughput_<config>.json``.
+Prints a table and writes ``benchmarks/results/train_throughput_<config>[_<backbone>].json``.
 """
 
 from __future__ import annotations
@@ -30,24 +33,37 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from official_ctrgcn import official_model, resolve_official_dir  # benchmarks/official_ctrgcn.py
 
 from mmcl.checkpoints import ModelCard, reference_state_dict
 from mmcl.config import load_config
 from mmcl.skeleton.layouts import get_layout
-from official_ctrgcn import official_model, resolve_official_dir  # benchmarks/official_ctrgcn.py
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_VARIANTS = ("official", "mmcl", "mmcl-bf16", "mmcl-compile", "mmcl-compile-bf16")
+ALL_VARIANTS = ("official", "transcription", "mmcl", "mmcl-bf16", "mmcl-compile", "mmcl-compile-bf16")
 
 
 def build(variant: str, cfg, official_dir: Path | None) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = ModelCard.from_config(cfg).build()
+    card = ModelCard.from_config(cfg)
+    model = card.build()
+    if variant == "transcription":
+        sys.path.insert(0, str(ROOT / "tests"))
+        from reference_hdgcn import Model  # the literal HD-GCN transcription of the tests
+
+        from mmcl.models import hierarchy_groups
+
+        groups = [[j + 1 for j in g] for g in hierarchy_groups(cfg.data.layout, card.com)]
+        literal = Model(num_class=cfg.data.num_classes, num_point=get_layout(cfg.data.layout).num_joints,
+                        num_person=cfg.data.num_persons, groups_1based=groups, in_channels=cfg.model.in_channels)
+        literal.load_state_dict(reference_state_dict(model), strict=True)
+        return literal
     if variant != "official":
         return model
     official = official_model(official_dir, num_class=cfg.data.num_classes, num_point=get_layout(cfg.data.layout).num_joints,
@@ -96,14 +112,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the variants")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    parser.add_argument("--variants", nargs="+", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
+    parser.add_argument("--backbone", default=None, help="override model.backbone (ctrgcn, ctrs-gcn, hdgcn)")
+    parser.add_argument("--variants", nargs="+", default=None, choices=ALL_VARIANTS)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
-    official_dir = resolve_official_dir(args.official, cfg.data.layout)
-    variants = [v for v in args.variants if v != "official" or official_dir is not None]
+    if args.backbone:
+        cfg.model.backbone = args.backbone
+    hd = cfg.model.backbone == "hdgcn"
+    official_dir = None if hd else resolve_official_dir(args.official, cfg.data.layout)
+    variants = args.variants or [v for v in ALL_VARIANTS if v != ("official" if hd else "transcription")]
+    if hd and "official" in variants or not hd and "transcription" in variants:
+        parser.error("the baseline is 'official' for CTR-GCN and 'transcription' for HD-GCN")
+    variants = [v for v in variants if v != "official" or official_dir is not None]
     v = get_layout(cfg.data.layout).num_joints
     shape = (args.batch_size, cfg.model.in_channels, cfg.data.window, v, cfg.data.num_persons)
     torch.manual_seed(0)
@@ -130,7 +153,7 @@ def main() -> None:
             "infer_bs1_ms": 1000 * statistics.median(infer_t[name]),
             "timed_steps": len(train_t[name]),
         })
-    base = next((r for r in rows if r["variant"] == "official"), rows[0])
+    base = next((r for r in rows if r["variant"] in ("official", "transcription")), rows[0])
     print()
     print(f"{'variant':<20}{'samples/s':>12}{'speed-up':>10}{'bs-1 ms':>10}")
     for r in rows:
@@ -138,6 +161,7 @@ def main() -> None:
         print(f"{r['variant']:<20}{r['train_samples_per_s']:>12.1f}{r['speedup_vs_' + base['variant']]:>9.2f}x{r['infer_bs1_ms']:>10.2f}")
     result = {
         "config": args.config,
+        "backbone": cfg.model.backbone,
         "input_shape": list(shape),
         "baseline": base["variant"],
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
@@ -145,7 +169,7 @@ def main() -> None:
                     "load_average": os.getloadavg()},
         "rows": rows,
     }
-    out = Path(args.out or ROOT / "benchmarks" / "results" / f"train_throughput_{Path(args.config).stem}.json")
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"train_throughput_{Path(args.config).stem}{'_' + cfg.model.backbone if args.backbone else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"\nwritten {out}")

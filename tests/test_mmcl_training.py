@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,47 @@ def test_missing_features_stop_the_run_unless_allowed(world: dict[str, Path], tm
     cfg.colearning.allow_missing = True
     results = train(cfg)
     assert results["test"]["num_samples"] > 0
+
+
+@pytest.mark.parametrize("backbone", ["ctrs-gcn", "hdgcn"])
+def test_colearning_works_with_every_backbone(world: dict[str, Path], tmp_path: Path, backbone: str) -> None:
+    """FAM and FRM take any backbone of the builder (its pooled features and logits): with λ = 0 they
+    leave its training bit for bit as plain; with the paper's λ both aux losses are logged and change its
+    first block; the checkpointed model is the plain backbone plus the training-only heads."""
+
+    def cfg(name: str, fam: bool, frm: bool, lam: float | None = None) -> Config:
+        c = small_config(world, tmp_path / name, fam=fam, frm=frm, epochs=1)
+        c.model.backbone = backbone
+        c.model.base_channels = 64 if backbone == "ctrs-gcn" else 8
+        if lam is not None:
+            c.colearning.lambda_contrastive = c.colearning.lambda_refine = lam
+        return c.validate()
+
+    train(cfg("plain", False, False))
+    train(cfg("zero", True, True, 0.0))
+    train(cfg("on", True, True))
+    plain, zero, on = _state(tmp_path / "plain"), _state(tmp_path / "zero"), _state(tmp_path / "on")
+    weights = [k for k in plain if k.startswith("backbone.") and plain[k].is_floating_point() and "running" not in k]
+    assert all(torch.equal(plain[k], zero[k]) for k in weights)
+    changed = [k for k in weights if not torch.equal(plain[k], on[k])]
+    assert any(k.startswith("backbone.blocks.0.") for k in changed)
+    assert any(k.startswith("heads.rgb.") for k in on) and any(k.startswith("heads.frm.") for k in on)
+    with open(tmp_path / "on" / "csv" / "metrics.csv") as fh:
+        columns = next(csv.reader(fh))
+    assert "train/loss_contrastive_epoch" in columns and "train/loss_refine_epoch" in columns
+
+
+def test_every_evaluation_can_keep_its_scores(world: dict[str, Path], tmp_path: Path) -> None:
+    """trainer.keep_eval_scores: one score file per evaluation (the reference's best-eval-epoch protocol
+    needs them); the last one is the final model's test scores."""
+    from mmcl.results.scores import load_scores
+
+    cfg = small_config(world, tmp_path / "keep", fam=False, frm=False, epochs=2)
+    cfg.trainer.keep_eval_scores, cfg.trainer.final_checkpoint = True, "last"
+    train(cfg.validate())
+    files = sorted(p.name for p in (tmp_path / "keep" / "eval_scores").iterdir())
+    assert files == ["epoch_001.npz", "epoch_002.npz"]
+    last = load_scores(tmp_path / "keep" / "eval_scores" / "epoch_002.npz")
+    final = load_scores(tmp_path / "keep" / "scores.npz")
+    assert list(last[0]) == list(final[0]) and (last[1] == final[1]).all()
+    np.testing.assert_allclose(last[2], final[2], rtol=1e-5, atol=1e-5)

@@ -80,15 +80,16 @@ def nwucla_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pa
     return root, sorted(test_files)
 
 
-def _train(data: Path, work_dir: Path, layout: str, stream: str) -> Path:
+def _train(data: Path, work_dir: Path, layout: str, stream: str, backbone: str = "ctrgcn") -> Path:
     cfg = Config()
+    cfg.model.backbone = backbone
     d = cfg.data
     d.path, d.stream, d.window, d.batch_size, d.test_batch_size, d.num_workers = str(data), stream, WINDOW, 4, 5, 0
     if layout == "ntu25":
         d.dataset, d.layout, d.num_classes, d.num_persons, d.transform = "ntu120", "ntu25", 120, 2, "ntu"
     else:
         d.dataset, d.layout, d.num_classes, d.num_persons, d.transform = "nwucla", "kinect20", 10, 1, "ucla"
-    cfg.model.base_channels = 8
+    cfg.model.base_channels = 64 if backbone == "ctrs-gcn" else 8  # ctrs-gcn has the reference width only
     cfg.optim.warmup_epochs = 0
     cfg.trainer.epochs, cfg.trainer.work_dir, cfg.trainer.progress, cfg.trainer.seed = 1, str(work_dir), False, 3
     train(cfg.validate())
@@ -113,17 +114,24 @@ def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
+CONTRACT_CASES = [(layout, stream, "ctrgcn") for layout in ("ntu25", "kinect20") for stream in STREAMS] + [
+    ("ntu25", "joint_motion", "hdgcn"),  # HD-GCN: its hierarchy centre travels in the card; kNN ops in the graphs
+    ("kinect20", "bone", "hdgcn"),
+    ("kinect20", "joint", "ctrs-gcn"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["ntu25", "kinect20"])
-@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("layout, stream, backbone", CONTRACT_CASES)
 def test_every_path_gives_the_training_runs_scores(
-    layout: str, stream: str, ntu_data, nwucla_data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    layout: str, stream: str, backbone: str, ntu_data, nwucla_data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data, raw_test = ntu_data if layout == "ntu25" else nwucla_data
-    run_dir = _train(data, tmp_path / "run", layout, stream)
+    run_dir = _train(data, tmp_path / "run", layout, stream, backbone)
     best = run_dir / "checkpoints" / "best.ckpt"
     card = open_checkpoint(best).card
     assert (card.input.layout, card.input.stream, card.input.window, card.source) == (layout, stream, WINDOW, "card")
+    assert card.backbone == backbone and card.com == ({"ntu25": 21, "kinect20": 3}[layout] if backbone == "hdgcn" else None)
     assert card.training["epochs_done"] == 1 and "val/top1" in card.training["eval_metrics"]
 
     trained = _scores_by_name(run_dir / "scores.npz")
@@ -169,7 +177,7 @@ def test_real_nwucla_bone_model_predicts_its_training_scores(nwucla_dir: Path, t
     d = cfg.data
     d.path, d.dataset, d.layout, d.num_classes, d.num_persons = str(nwucla_dir), "nwucla", "kinect20", 10, 1
     d.transform, d.window, d.stream, d.batch_size, d.test_batch_size, d.num_workers = "ucla", 52, "bone", 16, 64, 0
-    cfg.model.base_channels = 8
+    cfg.model.base_channels = 64 if backbone == "ctrs-gcn" else 8  # ctrs-gcn has the reference width only
     cfg.optim.warmup_epochs = 0
     cfg.trainer.epochs, cfg.trainer.limit_train_batches, cfg.trainer.progress = 1, 8, False
     cfg.trainer.work_dir, cfg.trainer.seed = str(tmp_path / "run"), 5

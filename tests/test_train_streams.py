@@ -137,3 +137,24 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
     except OSError:
         return False
+
+
+def test_hdgcn_six_way_recipe_trains_each_centre_and_fuses_like_hdgcn(tiny: tuple[Path, Path, Path], capsys) -> None:
+    """--recipe hdgcn-6way: six HD-GCN runs (joint/bone × CoM 1, 2, 21), each with its own centre in its
+    config and model card, fused with HD-GCN's equal weights on L2-normalised scores."""
+    from mmcl.checkpoints import open_checkpoint
+
+    config, data, runs = tiny
+    code, out, err = mmcl(["streams", "-c", str(config), "--data", str(data), "--recipe", "hdgcn-6way", "--parallel", "2",
+                           "--threads", "1"], capsys)
+    assert code == 0, out + err
+    for com in (1, 2, 21):
+        for kind, stream in (("J", "joint"), ("B", "bone")):
+            run = runs / f"tiny_HD{kind}{com}"
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+            assert (cfg["model"]["backbone"], cfg["model"]["com"], cfg["data"]["stream"]) == ("hdgcn", com, stream)
+            card = open_checkpoint(run / "checkpoints" / "last.ckpt").card
+            assert (card.backbone, card.com, card.input.stream) == ("hdgcn", com, stream)
+    fused = json.loads((runs / "tiny_ensemble_6s" / "ensemble.json").read_text())
+    assert fused["normalize"] == "l2" and fused["weight_source"] == "preset:hdgcn-6way"
+    assert fused["weights"] == {"HDJ1": 1.0, "HDB1": 1.0, "HDJ2": 1.0, "HDB2": 1.0, "HDJ21": 1.0, "HDB21": 1.0}

@@ -69,10 +69,11 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "ctrgcn"  # ctrgcn | ctrs-gcn
+    backbone: str = "ctrgcn"  # ctrgcn | ctrs-gcn | hdgcn
     in_channels: int = 3
     drop_out: float = 0.0
     base_channels: int = 64  # CTR-GCN width of l1-l4 (REFERENCE §5.2); the demo uses a narrower model
+    com: int | None = None  # hdgcn: hierarchy centre, 1-based joint (HD-GCN's CoM; ntu25 21/1/2, kinect20 3/1/2); None = default
     init_from: str | None = None  # fine-tune from a checkpoint (mmcl, official CTR-GCN or official MMCL)
 
 
@@ -105,6 +106,7 @@ class TrainerConfig:
     channels_last: bool = False
     accumulate_grad_batches: int = 1
     eval_every: int = 1
+    keep_eval_scores: bool = False  # also write each evaluation's scores to eval_scores/epoch_NNN.npz (per-epoch protocols)
     final_checkpoint: str = "best"  # best: selected on the eval split (reference); last: the final epoch
     ema_decay: float = 0.0  # >0: evaluate/report an exponential moving average of the weights (per step)
     log_every_n_steps: int = 20
@@ -162,6 +164,8 @@ class Config:
             raise ConfigError("trainer.final_checkpoint must be 'best' or 'last'")
         if not 0.0 <= self.trainer.ema_decay < 1.0:
             raise ConfigError(f"trainer.ema_decay must be in [0, 1) (0 = off), got {self.trainer.ema_decay}")
+        if self.model.com is not None and (self.model.backbone != "hdgcn" or isinstance(self.model.com, bool) or not isinstance(self.model.com, int)):
+            raise ConfigError(f"model.com is the hdgcn hierarchy's centre joint (an integer); got {self.model.com!r} for {self.model.backbone}")
         if self.colearning.rgb_mode not in ("frozen", "trainable"):
             raise ConfigError("colearning.rgb_mode must be 'frozen' or 'trainable'")
         if self.colearning.variant not in ("reference", "paper"):

@@ -23,7 +23,8 @@ from mmcl.config import Config, config_from_dict, config_to_dict
 from mmcl.datasets import DATASET_SHAPES, class_names, normalize_dataset
 from mmcl.datasets.pipeline import InputSpec, layout_title
 from mmcl.models import BACKBONES, build_backbone
-from mmcl.models.ctrgcn import REFERENCE_BASE_CHANNELS
+from mmcl.models.blocks import REFERENCE_BASE_CHANNELS
+from mmcl.models.hierarchy import default_com
 
 __all__ = ["CARD_VERSION", "CARD_SOURCES", "ModelCard", "CardMismatchError", "default_class_names", "config_hash"]
 
@@ -60,6 +61,7 @@ class ModelCard:
     input: InputSpec
     base_channels: int = REFERENCE_BASE_CHANNELS
     drop_out: float = 0.0
+    com: int | None = None  # hdgcn: the hierarchy's centre joint (1-based); None elsewhere
     class_names: list[str] | None = None
     dataset: str | None = None
     benchmark: str | None = None
@@ -72,6 +74,10 @@ class ModelCard:
             raise ValueError(f"{len(self.class_names)} class names for a {self.num_classes}-class model")
         if self.source not in CARD_SOURCES:
             raise ValueError(f"unknown card source {self.source!r}")
+        if self.backbone == "hdgcn" and self.com is None:
+            self.com = default_com(self.input.layout)
+        elif self.backbone != "hdgcn":
+            self.com = None
 
     # ------------------------------------------------------------------ model
     def builder_args(self) -> dict[str, Any]:
@@ -85,6 +91,8 @@ class ModelCard:
         }
         if self.base_channels != REFERENCE_BASE_CHANNELS:
             args["base_channels"] = self.base_channels
+        if self.com is not None:
+            args["com"] = self.com
         return args
 
     def build(self) -> nn.Module:
@@ -120,6 +128,7 @@ class ModelCard:
             "num_classes": self.num_classes,
             "base_channels": self.base_channels,
             "drop_out": self.drop_out,
+            "com": self.com,
             "input": self.input.to_dict(),
             "class_names": list(self.class_names) if self.class_names else None,
             "dataset": self.dataset,
@@ -148,12 +157,16 @@ class ModelCard:
         drop_out = data.get("drop_out", 0.0)
         if isinstance(drop_out, bool) or not isinstance(drop_out, int | float) or not 0.0 <= drop_out < 1.0:
             raise ValueError(f"drop_out must be a fraction in [0, 1), got {drop_out!r}")
+        com = data.get("com")
+        if com is not None and (isinstance(com, bool) or not isinstance(com, int) or not 1 <= com <= 1000):
+            raise ValueError(f"com must be a 1-based joint number, got {com!r}")
         return cls(
             backbone=str(data["backbone"]),
             num_classes=int(data["num_classes"]),
             input=InputSpec.from_dict(dict(data["input"])),
             base_channels=int(data.get("base_channels", REFERENCE_BASE_CHANNELS)),
             drop_out=float(data.get("drop_out", 0.0)),
+            com=com,
             class_names=list(data["class_names"]) if data.get("class_names") else None,
             dataset=data.get("dataset"),
             benchmark=data.get("benchmark"),
@@ -176,6 +189,7 @@ class ModelCard:
             input=spec,
             base_channels=m.base_channels,
             drop_out=m.drop_out,
+            com=m.com,
             class_names=default_class_names(d.dataset, d.num_classes),
             dataset=normalize_dataset(d.dataset),
             benchmark=_benchmark_of(d.path),
@@ -189,6 +203,7 @@ class ModelCard:
         cfg.model.in_channels = self.input.in_channels
         cfg.model.base_channels = self.base_channels
         cfg.model.drop_out = self.drop_out
+        cfg.model.com = self.com
         d = cfg.data
         d.layout, d.num_classes, d.num_persons = self.input.layout, self.num_classes, self.input.num_persons
         d.stream, d.transform, d.window = self.input.stream, self.input.transform, self.input.window

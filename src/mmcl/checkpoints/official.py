@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from mmcl.formats.checkpoint_file import unwrap_checkpoint
+from mmcl.models.hdgcn import HDGraphConv
+from mmcl.models.hierarchy import guess_com
 from mmcl.skeleton.layouts import LAYOUT_BY_JOINTS
 
 __all__ = [
@@ -51,6 +53,18 @@ _BLOCK_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^graph_conv\.topology\.(\d+)\.expand\.(\w+)$", r"gcn1.convs.\1.conv4.\2"),
         # CTRS-GCN unit_gcn (REFERENCE §5.8)
         (r"^graph_conv\.subset_convs\.(\d+)\.(\w+)$", r"gcn1.conv_d.\1.\2"),
+        # HD-GCN HD_Gconv (model/HDGCN.py): per layer conv_down, conv.{layer}.{subset 0-2} and EdgeConv conv.{layer}.3, AHA
+        (r"^graph_conv\.squeeze\.(\d+)\.conv\.(\w+)$", r"gcn1.conv_down.\1.0.\2"),
+        (r"^graph_conv\.squeeze\.(\d+)\.bn\.(\w+)$", r"gcn1.conv_down.\1.1.\2"),
+        (r"^graph_conv\.subsets\.(\d+)\.(\d+)\.conv\.(\w+)$", r"gcn1.conv.\1.\2.0.\3"),
+        (r"^graph_conv\.subsets\.(\d+)\.(\d+)\.bn\.(\w+)$", r"gcn1.conv.\1.\2.1.\3"),
+        (r"^graph_conv\.edges\.(\d+)\.conv\.(\w+)$", r"gcn1.conv.\1.3.conv.0.\2"),
+        (r"^graph_conv\.edges\.(\d+)\.bn\.(\w+)$", r"gcn1.conv.\1.3.conv.1.\2"),
+        (r"^graph_conv\.attention\.squeeze\.conv\.(\w+)$", r"gcn1.aha.conv_down.0.\1"),
+        (r"^graph_conv\.attention\.squeeze\.bn\.(\w+)$", r"gcn1.aha.conv_down.1.\1"),
+        (r"^graph_conv\.attention\.edge\.conv\.(\w+)$", r"gcn1.aha.edge_conv.conv.0.\1"),
+        (r"^graph_conv\.attention\.edge\.bn\.(\w+)$", r"gcn1.aha.edge_conv.conv.1.\1"),
+        (r"^graph_conv\.attention\.aggregate\.(\w+)$", r"gcn1.aha.aggregate.\1"),
         # both
         (r"^graph_conv\.down\.conv\.(\w+)$", r"gcn1.down.0.\1"),
         (r"^graph_conv\.down\.bn\.(\w+)$", r"gcn1.down.1.\1"),
@@ -59,6 +73,7 @@ _BLOCK_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^temporal_conv\.branches\.(\d+)\.pointwise\.(\w+)$", r"tcn1.branches.\1.0.\2"),
         (r"^temporal_conv\.branches\.(\d+)\.pointwise_bn\.(\w+)$", r"tcn1.branches.\1.1.\2"),
         (r"^temporal_conv\.branches\.(\d+)\.temporal\.(conv|bn)\.(\w+)$", r"tcn1.branches.\1.3.\2.\3"),
+        (r"^temporal_conv\.branches\.(\d+)\.temporal\.bias$", r"tcn1.branches.\1.3.bias"),  # HD-GCN TemporalConv
         (r"^temporal_conv\.branches\.(\d+)\.pool_bn\.(\w+)$", r"tcn1.branches.\1.4.\2"),
         # CTRS-GCN single temporal unit (REFERENCE §5.8)
         (r"^temporal_conv\.(conv|bn)\.(\w+)$", r"tcn1.\1.\2"),
@@ -83,12 +98,29 @@ def official_key(key: str) -> str:
     raise KeyError(f"no official name for parameter {key!r}")
 
 
+_HD_LAYER_KEY = re.compile(r"^(l\d+\.gcn1\.)conv\.(\d+)\.(.+)$")
+
+
 def _key_map(model: nn.Module) -> "OrderedDict[str, str]":
-    """Ordered map official key -> our key, over the model's full state_dict."""
+    """Ordered map official key -> our key, over the model's full state_dict.
+
+    HD-GCN's HD_Gconv also registers its last layer's branches as ``gcn1.conv_d`` (an attribute
+    left over from its constructor loop), so official checkpoints carry them twice; those alias
+    keys map to the same parameters.
+    """
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
+    last_layer = {
+        f"l{i + 1}.gcn1.": block.graph_conv.num_layers - 1
+        for i, block in enumerate(getattr(model, "blocks", ()))
+        if isinstance(getattr(block, "graph_conv", None), HDGraphConv)
+    }
     out: OrderedDict[str, str] = OrderedDict()
     for ours in model.state_dict():
-        out[official_key(ours)] = ours
+        off = official_key(ours)
+        out[off] = ours
+        m = _HD_LAYER_KEY.match(off)
+        if m and last_layer.get(m.group(1)) == int(m.group(2)):
+            out[f"{m.group(1)}conv_d.{m.group(3)}"] = ours
     return out
 
 
@@ -167,7 +199,15 @@ def to_our_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dic
     problems = state_dict_problems(expected, state_dict)
     if problems:
         raise ValueError(f"checkpoint does not match {type(model).__name__} (official key names): {problems}")
-    return OrderedDict((ours, state_dict[off]) for off, ours in key_map.items())
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    first: dict[str, str] = {}
+    for off, ours in key_map.items():
+        if ours in out:  # an alias (HD-GCN conv_d): must hold the same values
+            if not torch.equal(out[ours], state_dict[off]):
+                raise ValueError(f"checkpoint's {off} differs from {first[ours]}, which it duplicates in the official model")
+            continue
+        out[ours], first[ours] = state_dict[off], off
+    return out
 
 
 
@@ -187,9 +227,11 @@ def infer_backbone_shape(state_dict: Mapping[str, torch.Tensor]) -> dict[str, ob
     CTRS-GCN is recognised by its static subset convolutions (``conv_d``); base width = fc input / 4.
     """
     sd = unwrap_checkpoint(state_dict)
+    graph = _first(sd, "l1.gcn1.PA")
+    if graph is not None and graph.dim() == 4:  # HD-GCN: L × 3 × V × V hierarchy
+        return _infer_hdgcn_shape(sd, graph)
     fc = _first(sd, "fc.weight")
     bn = _first(sd, "data_bn.weight", "data_bn.running_mean")
-    graph = _first(sd, "l1.gcn1.PA")
     first = _first(sd, "l1.gcn1.down.0.weight", "l1.gcn1.conv_d.0.weight")
     missing = [n for n, t in (("fc.weight", fc), ("data_bn.weight", bn), ("l1.gcn1.PA", graph), ("l1.gcn1.down.0.weight", first)) if t is None]
     if missing:
@@ -208,4 +250,31 @@ def infer_backbone_shape(state_dict: Mapping[str, torch.Tensor]) -> dict[str, ob
         "num_persons": width // (joints * in_channels),
         "in_channels": in_channels,
         "base_channels": int(fc.shape[1]) // 4,
+    }
+
+
+def _infer_hdgcn_shape(sd: Mapping[str, torch.Tensor], graph: torch.Tensor) -> dict[str, object]:
+    """HD-GCN's builder arguments: as :func:`infer_backbone_shape`, the CoM from the nearest hierarchy."""
+    fc = _first(sd, "fc.weight")
+    bn = _first(sd, "data_bn.weight", "data_bn.running_mean")
+    squeeze = _first(sd, "l1.gcn1.conv_down.0.0.weight")
+    missing = [n for n, t in (("fc.weight", fc), ("data_bn.weight", bn), ("l1.gcn1.conv_down.0.0.weight", squeeze)) if t is None]
+    if missing:
+        raise ValueError(f"cannot infer the HD-GCN shape: the state dict has no {', '.join(missing)}")
+    assert fc is not None and bn is not None and squeeze is not None
+    joints, in_channels = int(graph.shape[-1]), int(squeeze.shape[1])
+    if joints not in LAYOUT_BY_JOINTS:
+        raise ValueError(f"cannot infer the layout: the graph has {joints} joints (known: {sorted(LAYOUT_BY_JOINTS)})")
+    layout = LAYOUT_BY_JOINTS[joints]
+    width = int(bn.shape[0])
+    if width % (joints * in_channels):
+        raise ValueError(f"data_bn width {width} is not persons × {joints} joints × {in_channels} channels")
+    return {
+        "name": "hdgcn",
+        "num_classes": int(fc.shape[0]),
+        "layout": layout,
+        "num_persons": width // (joints * in_channels),
+        "in_channels": in_channels,
+        "base_channels": int(fc.shape[1]) // 4,
+        "com": guess_com(layout, graph.detach().float().cpu().numpy()),
     }

@@ -8,7 +8,7 @@ Inception weights of an official MMCL file). Kinds:
 - ``mmcl-train``: Lightning ``.ckpt`` written by ``mmcl train`` (card in ``mmcl_card``; older files
   have only ``mmcl_config``, from which the card is rebuilt);
 - ``mmcl-export``: ``model.safetensors`` + ``model.json`` (folder or file) written by ``mmcl export``;
-- ``official-ctrgcn`` / ``official-mmcl``: official weights (reference key names, optional
+- ``official-ctrgcn`` / ``official-hdgcn`` / ``official-mmcl``: official weights (reference key names, optional
   ``module.`` prefix / ``{"state_dict"|"model": ...}`` wrapper); the card is inferred from the
   weights plus ``dataset=`` / ``stream=`` / a config.
 
@@ -42,7 +42,7 @@ from mmcl.datasets import DATASET_SHAPES, normalize_dataset
 from mmcl.datasets.pipeline import InputSpec
 from mmcl.formats.checkpoint_file import CheckpointError, load_torchscript, read_checkpoint
 from mmcl.formats.errors import first_line
-from mmcl.models.ctrgcn import REFERENCE_BASE_CHANNELS
+from mmcl.models.blocks import REFERENCE_BASE_CHANNELS
 
 __all__ = ["CheckpointError", "OpenedCheckpoint", "read_checkpoint", "load_torchscript", "open_checkpoint", "exported_files", "check_finite_weights", "CARD_KEY", "ONNX_CARD_KEY"]
 
@@ -149,7 +149,7 @@ def _legacy_export_card(info: dict[str, Any]) -> ModelCard:
     ds = normalize_dataset(meta.get("dataset"))
     n = int(builder["num_classes"])
     return ModelCard(builder["name"], n, spec, int(meta.get("base_channels") or REFERENCE_BASE_CHANNELS),
-                     class_names=default_class_names(ds, n), dataset=ds, source="config")
+                     com=builder.get("com"), class_names=default_class_names(ds, n), dataset=ds, source="config")
 
 
 def _training_checkpoint(path: Path, obj: dict[str, Any]) -> OpenedCheckpoint:
@@ -178,7 +178,7 @@ def _inferred_card(shape: dict[str, Any], dataset: str | None, spec: InputSpec |
     n = int(shape["num_classes"])
     return ModelCard(
         str(shape["name"]), n, spec, int(shape.get("base_channels", REFERENCE_BASE_CHANNELS)),
-        class_names=default_class_names(dataset, n), dataset=dataset, source=source,
+        com=shape.get("com"), class_names=default_class_names(dataset, n), dataset=dataset, source=source,
     )
 
 
@@ -210,7 +210,7 @@ def _official(path: Path, obj: dict[str, Any], hints: dict[str, Any], dataset: s
         ours = to_our_keys(model, backbone_sd)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    kind = "official-mmcl" if extras else "official-ctrgcn"
+    kind = "official-mmcl" if extras else ("official-hdgcn" if card.backbone == "hdgcn" else "official-ctrgcn")
     notes = [] if hints.get("stream") or config is not None else [
         f"{path}: official weights do not say their stream; assuming joint (pass --stream for a bone or motion model)"
     ]

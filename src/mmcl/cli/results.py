@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
     w.add_argument("--weights-file", metavar="FILE", help="YAML/JSON weights: a list, or a mapping stream name -> weight (an ensemble.json works)")
     w.add_argument("--preset", choices=sorted(PRESETS), help="reference weights, matched by stream name (J = joint, B = bone, JM, BM; or --names): " + "; ".join(f"{k} = {', '.join(f'{s} {v:.4g}' for s, v in d.items())}" for k, d in PRESETS.items()))
     w.add_argument("--fit", choices=["val"], help="fit non-negative weights (sum 1) on the runs' val_scores.npz (validation carved from training; the test split is never used)")
-    p.add_argument("--normalize", choices=NORMALIZATIONS, default="none", help="per-sample score normalisation before fusing: none = raw logits (reference), softmax, l2 (HD-GCN); default none")
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default=None, help="per-sample score normalisation before fusing: none = raw logits (reference), softmax, l2 (HD-GCN); default: l2 for the hdgcn presets, else none")
     p.add_argument("--allow-partial", action="store_true", help="fuse the samples common to all inputs instead of refusing inputs with different sample sets")
     p.add_argument("--fit-step", type=float, default=0.05, help="grid step of the weight fit (default 0.05)")
     p.add_argument("--out", metavar="DIR", help="write ensemble.json and the fused scores.npz here")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from mmcl.io import check_output_folder
-from mmcl.skeleton.streams import STREAMS  # light: numpy only
 
 __all__ = ["register", "load_run_config"]
 
@@ -51,6 +50,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_train)
 
     from mmcl.results.ensemble import NORMALIZATIONS, PRESETS
+    from mmcl.training.streams import RECIPES
 
     p = sub.add_parser(
         "streams", help="train every stream of a recipe (start or resume each, N side by side), then fuse them",
@@ -61,14 +61,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("-c", "--config", required=True, help="the recipe (YAML config); its trainer.work_dir names the run directories")
     p.add_argument("--data", help="dataset path (sets data.path)")
-    p.add_argument("--streams", nargs="+", default=list(STREAMS), choices=list(STREAMS), help="default: all four")
+    s = p.add_mutually_exclusive_group()
+    s.add_argument("--recipe", choices=sorted(RECIPES), help="ctrgcn-4s (default): joint, bone, joint_motion, bone_motion; mmcl-6s: those + "
+                   "HD-GCN joint and bone (HDJ, HDB; the paper's ensemble); hdgcn-6way: HD-GCN joint/bone x three centres of mass "
+                   "(HDJ1 HDB1 HDJ2 HDB2 HDJ21 HDB21 on NTU, ...3 on NW-UCLA)")
+    s.add_argument("--streams", nargs="+", metavar="STREAM", help="streams by name (joint bone joint_motion bone_motion) or "
+                   "LABEL:STREAM[:KEY=VALUE...], e.g. HDJ:joint:model.backbone=hdgcn")
     p.add_argument("--parallel", type=int, default=1, help="runs at the same time (default 1; 2 with --threads 1 suits a 2-core CPU)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's choice)")
     e = p.add_mutually_exclusive_group()
-    e.add_argument("--preset", choices=sorted(PRESETS), help="ensemble weights by stream (default ctrgcn-4s for the four streams, else all 1)")
+    e.add_argument("--preset", choices=sorted(PRESETS), help="ensemble weights by stream label (default: ctrgcn-4s for the four streams, "
+                   "hdgcn-6way(-ucla) for that recipe, else all 1)")
     e.add_argument("--fit", choices=["val"], help="fit the ensemble weights on the runs' validation scores (needs data.val_fraction>0)")
     e.add_argument("--no-ensemble", action="store_true", help="train only")
-    p.add_argument("--normalize", choices=NORMALIZATIONS, default="none", help="per-sample score normalisation before fusing (default none)")
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default=None, help="per-sample score normalisation before fusing (default: the preset's, l2 for hdgcn-6way, else none)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     p.set_defaults(func=cmd_streams)
 
@@ -266,19 +272,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_streams(args: argparse.Namespace) -> int:
     from mmcl.config import load_config, stream_work_dir
-    from mmcl.results.ensemble import format_ensemble_table, run_ensemble
-    from mmcl.training.streams import train_streams
+    from mmcl.results.ensemble import PRESETS, format_ensemble_table, run_ensemble
+    from mmcl.results.scores import canonical_label
+    from mmcl.training.streams import parse_stream_spec, recipe_streams, train_streams
 
-    result = train_streams(args.config, args.data, args.streams, parallel=args.parallel, threads=args.threads,
+    cfg = load_config(args.config, list(args.overrides))
+    specs = [parse_stream_spec(s) for s in args.streams] if args.streams else recipe_streams(args.recipe or "ctrgcn-4s", cfg.data.layout)
+    result = train_streams(args.config, args.data, specs, parallel=args.parallel, threads=args.threads,
                            overrides=args.overrides, echo=lambda line: print(line, flush=True))
     if result.failed:
         print(f"not finished: {', '.join(result.failed)} (run the same command again to continue them)")
         return 1
-    if args.no_ensemble or len(args.streams) < 2:
+    if args.no_ensemble or len(specs) < 2:
         return 0
-    preset = args.preset or (None if args.fit or set(args.streams) != set(STREAMS) else "ctrgcn-4s")
-    out = stream_work_dir(load_config(args.config, list(args.overrides)).trainer.work_dir, f"ensemble_{len(args.streams)}s")
-    fused = run_ensemble([str(result.runs[s]) for s in args.streams], preset=preset, fit=args.fit,
+    labels = [s.label for s in specs]
+    preset = args.preset
+    if preset is None and not args.fit:
+        wanted = {canonical_label(x) for x in labels}
+        preset = next((name for name in ("ctrgcn-4s", "hdgcn-6way", "hdgcn-6way-ucla")
+                       if {canonical_label(x) for x in PRESETS[name]} == wanted), None)
+    out = stream_work_dir(cfg.trainer.work_dir, f"ensemble_{len(specs)}s")
+    fused = run_ensemble([str(result.runs[s]) for s in labels], names=labels, preset=preset, fit=args.fit,
                          normalize=args.normalize, out_dir=out)
     print(format_ensemble_table(fused))
     print(f"wrote {out}/ensemble.json and {out}/scores.npz")

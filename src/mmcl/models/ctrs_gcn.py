@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcl.models.ctrgcn import (
+from mmcl.models.blocks import (
     BLOCK_CHANNELS,
     GraphTemporalBlock,
     SkeletonBackbone,

@@ -41,6 +41,7 @@ from mmcl.results.scores import (
 __all__ = [
     "NORMALIZATIONS",
     "PRESETS",
+    "PRESET_NORMALIZATION",
     "FitResult",
     "EnsembleResult",
     "normalize_scores",
@@ -73,7 +74,13 @@ PRESETS: dict[str, dict[str, float]] = {
         "HDJ": 3.0574845840597544,
         "HDB": 5.0,
     },
+    # HD-GCN ensemble.py: joint/bone × CoM 1, 2, 21 (NTU), equal weights on L2-normalised scores
+    "hdgcn-6way": {"HDJ1": 1.0, "HDB1": 1.0, "HDJ2": 1.0, "HDB2": 1.0, "HDJ21": 1.0, "HDB21": 1.0},
+    # the same for NW-UCLA, whose third centre is joint 3 (the official script's joint_CoM_3 / bone_CoM_3)
+    "hdgcn-6way-ucla": {"HDJ1": 1.0, "HDB1": 1.0, "HDJ2": 1.0, "HDB2": 1.0, "HDJ3": 1.0, "HDB3": 1.0},
 }
+#: the score normalisation a preset was made for (others: raw logits)
+PRESET_NORMALIZATION: dict[str, str] = {"hdgcn-6way": "l2", "hdgcn-6way-ucla": "l2"}
 
 def normalize_scores(scores: np.ndarray, method: str = "none") -> np.ndarray:
     """Per-sample score normalisation: raw logits (reference), softmax, or L2 (HD-GCN, REFERENCE §8.4)."""
@@ -315,17 +322,20 @@ def run_ensemble(
     weights_file: str | Path | None = None,
     preset: str | None = None,
     fit: str | None = None,
-    normalize: str = "none",
+    normalize: str | None = None,
     allow_partial: bool = False,
     fit_step: float = 0.05,
     out_dir: str | Path | None = None,
 ) -> EnsembleResult:
     """Fuse the test scores of several runs; optionally fit the weights on their validation scores first.
 
+    ``normalize=None`` means the preset's own normalisation (:data:`PRESET_NORMALIZATION`), else none.
     Writes ``ensemble.json`` and the fused ``scores.npz`` into ``out_dir`` when given.
     """
     if not inputs:
         raise ValueError("give at least one run directory or score file")
+    if normalize is None:
+        normalize = PRESET_NORMALIZATION.get(preset or "", "none")
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"unknown normalisation {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
     if names is not None and len(names) != len(inputs):

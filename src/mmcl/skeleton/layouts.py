@@ -19,7 +19,7 @@ import yaml
 
 __all__ = [
     "SkeletonLayout", "NTU25", "KINECT20", "COCO17", "OPENPOSE18", "MEDIAPIPE33", "get_layout", "LAYOUTS", "LAYOUT_BY_JOINTS",
-    "layout_from_dict", "layout_to_dict", "layout_key", "load_layout_file",
+    "layout_from_dict", "layout_to_dict", "layout_key", "load_layout_file", "com_choices",
 ]
 
 
@@ -307,3 +307,14 @@ def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:
     if isinstance(name, str) and name.lower().endswith((".yaml", ".yml", ".json")) and Path(name).is_file():
         return load_layout_file(name)
     raise ValueError(f"unknown skeleton layout {name!r}; choose from {sorted(LAYOUTS)} or give a layout .yaml file")
+
+
+# HD-GCN centres of mass (1-based joints; the first is the default): the official NTU configs' CoM
+# 21, 1, 2 and their Kinect v1 analogues (shoulder centre, hip centre, spine; the official ensemble's CoM_3).
+_COM_CHOICES: dict[str, tuple[int, ...]] = {"ntu25": (21, 1, 2), "kinect20": (3, 1, 2)}
+
+
+def com_choices(layout: SkeletonLayout | str) -> tuple[int, ...]:
+    """The layout's usual HD-GCN centre-of-mass joints (1-based), the default first; other layouts: their root."""
+    layout = get_layout(layout)
+    return _COM_CHOICES.get(layout.name, (layout.root_joint + 1,))

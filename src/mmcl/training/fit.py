@@ -67,7 +67,9 @@ def _trainer(cfg: Config, run_dir: Path, *, callbacks: list | None = None, logge
     return pl.Trainer(**kwargs)
 
 
-def _build_module(cfg: Config, card: ModelCard, backbone: torch.nn.Module, heads: torch.nn.Module | None) -> ActionRecognitionModule:
+def _build_module(
+    cfg: Config, card: ModelCard, backbone: torch.nn.Module, heads: torch.nn.Module | None, run_dir: Path | None = None
+) -> ActionRecognitionModule:
     if cfg.trainer.channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
     return ActionRecognitionModule(
@@ -79,6 +81,7 @@ def _build_module(cfg: Config, card: ModelCard, backbone: torch.nn.Module, heads
         config=config_to_dict(cfg),
         compile_backbone=cfg.trainer.compile,
         card=card,
+        eval_scores_dir=run_dir / "eval_scores" if run_dir is not None and cfg.trainer.keep_eval_scores else None,
     )
 
 
@@ -117,7 +120,7 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     heads, wrap_train, collate = _colearning(cfg, backbone)
     if cfg.model.init_from and resume_path is None:
         initialise_from(cfg.model.init_from, backbone, heads)
-    module = _build_module(cfg, card, backbone, heads)
+    module = _build_module(cfg, card, backbone, heads, run_dir)
     datamodule = SkeletonDataModule(cfg, wrap_train=wrap_train, collate_fn=collate)
     datamodule.setup("fit")  # fail fast on a bad data path, before any file is written
     check_batches(len(datamodule.train_set), cfg.data.batch_size)  # ... and on too few samples for one batch

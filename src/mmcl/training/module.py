@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -22,6 +23,7 @@ from mmcl.checkpoints.card import ModelCard
 from mmcl.checkpoints.reader import CARD_KEY
 from mmcl.config import OptimConfig
 from mmcl.results.metrics import compute_metrics
+from mmcl.results.scores import save_scores
 from mmcl.training.schedule import lr_factor_fn
 
 __all__ = ["ActionRecognitionModule", "training_loss", "NonFiniteLossError", "nonfinite_loss_message"]
@@ -82,8 +84,12 @@ class ActionRecognitionModule(pl.LightningModule):
         config: dict[str, Any] | None = None,
         compile_backbone: bool = False,
         card: ModelCard | None = None,
+        eval_scores_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
+        # every evaluation's per-sample scores go here (epoch_NNN.npz) when set: the "best eval epoch"
+        # protocol of the reference code needs them, and they cost one small file per evaluation
+        self.eval_scores_dir = Path(eval_scores_dir) if eval_scores_dir is not None else None
         self.backbone = backbone
         self.heads = heads
         self.num_classes = num_classes
@@ -166,12 +172,20 @@ class ActionRecognitionModule(pl.LightningModule):
         if len(labels) == 0:
             return
         metrics = compute_metrics(scores, labels, self.num_classes)
+        if self.eval_scores_dir is not None and stage == "val" and self._keeps_scores():
+            dataset = self.trainer.datamodule.eval_set
+            names = [dataset.names[i] for i in index]
+            save_scores(self.eval_scores_dir / f"epoch_{self.current_epoch + 1:03d}.npz", names, labels, scores)
         self.log_dict(
             {f"{stage}/top1": metrics.top1, f"{stage}/top5": metrics.top5, f"{stage}/mean_class_acc": metrics.mean_class_accuracy},
             prog_bar=(stage == "val"),
             sync_dist=False,
             batch_size=len(labels),
         )
+
+    def _keeps_scores(self) -> bool:
+        t = self.trainer
+        return t is not None and t.is_global_zero and not t.sanity_checking and getattr(t, "datamodule", None) is not None
 
     def on_validation_epoch_end(self) -> None:
         self._finish_eval("val")

@@ -1,7 +1,10 @@
 """Train the streams of one recipe to the end, across interruptions, N side by side (``mmcl streams``).
 
-Each stream is one ``mmcl train`` process with run directory ``<work_dir>_<stream>``
-(:func:`mmcl.config.stream_work_dir`):
+A stream is a label, an input stream and config overrides (:class:`StreamSpec`): ``joint``, or
+``HDJ21:joint:model.backbone=hdgcn:model.com=21``. :data:`RECIPES` name the usual sets: CTR-GCN's
+four streams, the paper's six (those four + HD-GCN joint and bone) and HD-GCN's own six-way
+(joint/bone × three centres of mass). Each stream is one ``mmcl train`` process with run
+directory ``<work_dir>_<label>`` (:func:`mmcl.config.stream_work_dir`):
 
 - finished (``results.json`` present): left alone;
 - interrupted (``checkpoints/last.ckpt`` present): continued with ``--resume`` (exact, issue 17);
@@ -30,13 +33,67 @@ from pathlib import Path
 from typing import IO, Any
 
 from mmcl.config import load_config, stream_work_dir
+from mmcl.skeleton.layouts import com_choices
 from mmcl.skeleton.streams import STREAMS
 
-__all__ = ["stream_state", "train_command", "train_streams", "StreamsResult"]
+__all__ = ["stream_state", "train_command", "train_streams", "StreamsResult", "StreamSpec", "parse_stream_spec",
+           "RECIPES", "recipe_streams"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 POLL_SECONDS = 5.0  # how often the running children are checked
 STOP_GRACE_SECONDS = 120.0  # how long a child gets to write its checkpoint after Ctrl-C
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream of a recipe: run-directory / ensemble label, input stream, its own config overrides."""
+
+    label: str
+    stream: str
+    overrides: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return ":".join((self.label, self.stream, *self.overrides)) if self.label != self.stream or self.overrides else self.stream
+
+
+def parse_stream_spec(text: str | StreamSpec) -> StreamSpec:
+    """``joint`` or ``LABEL:STREAM[:KEY=VALUE...]`` (e.g. ``HDB:bone:model.backbone=hdgcn``)."""
+    if isinstance(text, StreamSpec):
+        return text
+    label, *rest = str(text).split(":")
+    stream, overrides = (rest[0], tuple(rest[1:])) if rest else (label, ())
+    if stream not in STREAMS:
+        raise ValueError(f"stream {text!r}: unknown input stream {stream!r}; choose from {', '.join(STREAMS)}")
+    if not label or any(c in label for c in "/\\ ") or label.startswith("."):
+        raise ValueError(f"stream {text!r}: the label names a run directory; use letters, digits, - and _")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ValueError(f"stream {text!r}: overrides look like KEY=VALUE, got {bad[0]!r}")
+    return StreamSpec(label, stream, overrides)
+
+
+def _hdgcn(label: str, stream: str, com: int | None = None) -> StreamSpec:
+    extra = () if com is None else (f"model.com={com}",)
+    return StreamSpec(label, stream, ("model.backbone=hdgcn", *extra))
+
+
+#: recipe -> streams for a layout (HD-GCN's six-way uses the layout's three centres of mass)
+RECIPES: dict[str, Callable[[str], list[StreamSpec]]] = {
+    # CTR-GCN ensemble.py: joint, bone, joint motion, bone motion of the config's backbone
+    "ctrgcn-4s": lambda layout: [StreamSpec(s, s) for s in STREAMS],
+    # MMCL Ensemble/ensemble.py: those four + HD-GCN joint and bone (CoM 21 on NTU), labels J B JM BM HDJ HDB
+    "mmcl-6s": lambda layout: [StreamSpec(s, s) for s in STREAMS] + [_hdgcn("HDJ", "joint"), _hdgcn("HDB", "bone")],
+    # HD-GCN ensemble.py: joint and bone with each of three centres of mass, L2-normalised scores, equal weights
+    "hdgcn-6way": lambda layout: [
+        _hdgcn(f"HD{kind}{com}", stream, com) for com in sorted(com_choices(layout)) for kind, stream in (("J", "joint"), ("B", "bone"))
+    ],
+}
+
+
+def recipe_streams(recipe: str, layout: str) -> list[StreamSpec]:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[recipe](layout)
 
 
 def stream_state(run_dir: str | Path) -> str:
@@ -49,10 +106,13 @@ def stream_state(run_dir: str | Path) -> str:
     return "new"
 
 
-def train_command(config: str, data: str | None, stream: str, run_dir: Path, threads: int, overrides: Sequence[str]) -> list[str]:
+def train_command(
+    config: str, data: str | None, stream: str | StreamSpec, run_dir: Path, threads: int, overrides: Sequence[str]
+) -> list[str]:
     """The ``mmcl train`` command of one stream (with ``--resume`` when it was interrupted)."""
-    cmd = [sys.executable, "-m", "mmcl", "train", "-c", config, *(["--data", data] if data else []), "--stream", stream,
-           "--work-dir", str(run_dir), "trainer.progress=false", *overrides]
+    spec = parse_stream_spec(stream)
+    cmd = [sys.executable, "-m", "mmcl", "train", "-c", config, *(["--data", data] if data else []), "--stream", spec.stream,
+           "--work-dir", str(run_dir), "trainer.progress=false", *overrides, *spec.overrides]
     if threads > 0:
         cmd.append(f"trainer.num_threads={threads}")
     if stream_state(run_dir) == "interrupted":
@@ -81,7 +141,7 @@ class StreamsResult:
 def train_streams(
     config: str,
     data: str | None,
-    streams: Sequence[str] = STREAMS,
+    streams: Sequence[str | StreamSpec] = STREAMS,
     *,
     parallel: int = 1,
     threads: int = 0,
@@ -89,21 +149,23 @@ def train_streams(
     poll_seconds: float | None = None,
     echo: Callable[[str], None] = print,
 ) -> StreamsResult:
-    """Bring every stream of ``config`` to "finished" (see the module docstring)."""
-    unknown = [s for s in streams if s not in STREAMS]
-    if unknown:
-        raise ValueError(f"unknown stream(s) {unknown}; choose from {', '.join(STREAMS)}")
+    """Bring every stream of ``config`` to "finished" (see the module docstring); results keyed by label."""
+    specs = {spec.label: spec for spec in map(parse_stream_spec, streams)}
+    if len(specs) != len(streams):
+        raise ValueError("stream labels must be distinct (they name the run directories)")
     work_dir = load_config(config, list(overrides)).trainer.work_dir
-    res = StreamsResult({s: Path(stream_work_dir(work_dir, s)) for s in streams})
-    pending = [s for s in streams if stream_state(res.runs[s]) != "finished"]
-    for s in streams:
+    for spec in specs.values():  # a bad per-stream override fails here, not in a child's log
+        load_config(config, [*overrides, *spec.overrides])
+    res = StreamsResult({s: Path(stream_work_dir(work_dir, s)) for s in specs})
+    pending = [s for s in specs if stream_state(res.runs[s]) != "finished"]
+    for s in specs:
         echo(f"{s:13s} {stream_state(res.runs[s]):11s} {res.runs[s]}")
     active: dict[str, tuple[subprocess.Popen, IO[str]]] = {}
     try:
         while pending or active:
             while pending and len(active) < max(1, parallel):
                 s = pending.pop(0)
-                cmd = train_command(config, data, s, res.runs[s], threads, overrides)
+                cmd = train_command(config, data, specs[s], res.runs[s], threads, overrides)
                 res.runs[s].parent.mkdir(parents=True, exist_ok=True)
                 log = open(f"{res.runs[s]}.log", "a", encoding="utf-8")  # noqa: SIM115 - closed when the process ends
                 log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
