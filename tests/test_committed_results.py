@@ -79,3 +79,36 @@ def test_the_colearning_study_table_is_recomputed_from_its_runs_and_shown_in_the
     table = study.markdown(committed["table"])
     assert study_file.with_suffix(".md").read_text().strip() == table
     assert table in (ROOT / "docs" / "colearning.md").read_text()
+
+
+PROTOCOLS = sorted(RESULTS.glob("nwucla_protocols*.json"))
+
+
+@pytest.mark.parametrize("record", PROTOCOLS, ids=lambda p: p.stem)
+def test_both_protocols_are_recomputed_from_the_committed_scores(record: Path) -> None:
+    """Protocol (a) (last epoch) and (b) (each stream's best test epoch) of every stream and ensemble
+    in the committed table follow from the committed per-sample scores and the recorded weights."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nwucla_protocols", ROOT / "benchmarks" / "nwucla_protocols.py")
+    protocols = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(protocols)
+    from mmcl.results.ensemble import fuse_scores
+
+    rows = json.loads(record.read_text())["rows"]
+    streams = {}
+    for row in (r for r in rows if r["kind"] == "stream"):
+        s = protocols._stream(ROOT / row["folder"])
+        assert s["last_top1"] == pytest.approx(row["a_top1"], abs=1e-9), row["name"]
+        assert (s["best_top1"], s["best_epoch"]) == (pytest.approx(row["b_top1"], abs=1e-6), row["b_epoch"]), row["name"]
+        streams[row["name"]] = s
+    for row in (r for r in rows if r["kind"] == "ensemble"):
+        first = streams[row["streams"][0]]
+        parts = [protocols._aligned(ROOT / streams[lab]["folder"] / "scores.csv", first["names"]) for lab in row["streams"]]
+        fused = fuse_scores([p[1] for p in parts], row["weights"], row["normalize"])
+        assert compute_metrics(fused, first["labels"]).top1 == pytest.approx(row["a_top1"], abs=1e-9), row["name"]
+        if row["b_top1"] is not None:  # every stream kept its per-epoch scores: fuse each one's best epoch
+            best = [protocols._aligned(ROOT / streams[lab]["folder"] / "eval_scores" / f"epoch_{streams[lab]['best_epoch']:03d}.csv",
+                                       first["names"])[1] for lab in row["streams"]]
+            fused = fuse_scores(best, row["weights"], row["normalize"])
+            assert compute_metrics(fused, first["labels"]).top1 == pytest.approx(row["b_top1"], abs=1e-9), row["name"]

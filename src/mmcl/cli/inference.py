@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 from mmcl.skeleton.streams import STREAMS  # noqa: E402  (light: numpy only)
 
-CHECKPOINT_HELP = "mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / MMCL .pt"
+CHECKPOINT_HELP = "mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / HD-GCN / MMCL .pt"
 
 PREDICT_EPILOG = """\
 files:

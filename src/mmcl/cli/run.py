@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     _config_args(p)
     p.add_argument("--resume", nargs="?", const="auto", help="continue a run exactly: a checkpoint, a run directory, or nothing (= the run directory's last.ckpt)")
     p.add_argument("--overwrite", action="store_true", help="start again from scratch in a run directory that already holds a run (default: refuse; --resume continues it)")
-    p.add_argument("--init-from", metavar="CKPT", help="start from these weights (mmcl, official CTR-GCN or official MMCL checkpoint) and fine-tune (sets model.init_from)")
+    p.add_argument("--init-from", metavar="CKPT", help="start from these weights (mmcl, official CTR-GCN / HD-GCN or official MMCL checkpoint) and fine-tune (sets model.init_from)")
     p.add_argument("--rgb-weights", metavar="PATH", help="ImageNet weights of the FAM's CNN for trainable mode (sets colearning.rgb_weights)")
     p.add_argument("--allow-missing", action="store_true", help="train samples without an image/text feature with the skeleton losses only (sets colearning.allow_missing)")
     p.set_defaults(func=cmd_train)
@@ -78,9 +78,9 @@ def register(sub: Any) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     p.set_defaults(func=cmd_streams)
 
-    p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz. An mmcl checkpoint needs no config: its model card gives the model, classes, stream and test transform; official weights take --stream and the config's data section.")
+    p = sub.add_parser("test", help="evaluate a checkpoint (ours or official CTR-GCN/HD-GCN/MMCL) on the test split", description="Skeleton-only evaluation: top-1/top-5, mean class accuracy, per-class accuracy, confusion matrix and per-sample scores.npz. An mmcl checkpoint needs no config: its model card gives the model, classes, stream and test transform; official weights take --stream and the config's data section.")
     _config_args(p)
-    p.add_argument("--checkpoint", required=True, help="mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / MMCL .pt")
+    p.add_argument("--checkpoint", required=True, help="mmcl .ckpt, exported model folder/.safetensors, or an official CTR-GCN / HD-GCN / MMCL .pt")
     p.add_argument("--out", help="where to write the results (default: the run's work_dir)")
     p.set_defaults(func=cmd_test)
 
