@@ -177,7 +177,7 @@ def test_real_nwucla_bone_model_predicts_its_training_scores(nwucla_dir: Path, t
     d = cfg.data
     d.path, d.dataset, d.layout, d.num_classes, d.num_persons = str(nwucla_dir), "nwucla", "kinect20", 10, 1
     d.transform, d.window, d.stream, d.batch_size, d.test_batch_size, d.num_workers = "ucla", 52, "bone", 16, 64, 0
-    cfg.model.base_channels = 64 if backbone == "ctrs-gcn" else 8  # ctrs-gcn has the reference width only
+    cfg.model.base_channels = 8
     cfg.optim.warmup_epochs = 0
     cfg.trainer.epochs, cfg.trainer.limit_train_batches, cfg.trainer.progress = 1, 8, False
     cfg.trainer.work_dir, cfg.trainer.seed = str(tmp_path / "run"), 5
