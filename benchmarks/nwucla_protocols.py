@@ -8,14 +8,21 @@
     ``val/top1``, which on NW-UCLA is the test split); a protocol-(b) ensemble needs every
     stream's per-epoch scores, so it is computed only for ensembles whose runs all kept them.
 
-Inputs are collected run folders (``benchmarks/collect_run.py``) given as LABEL=FOLDER; ensembles
-as NAME=PRESET:LABEL,LABEL,... (optionally NAME=PRESET/NORMALIZE:LABELS; PRESET ``ones`` = all 1). Usage::
+Inputs are collected run folders (``benchmarks/collect_run.py``) given as LABEL=FOLDER, or
+LABEL=FOLDER+FOLDER for a model trained in cycles (``model.init_from`` the previous cycle's last
+checkpoint): the cycles' evaluations are numbered on (cycle 2's epoch 1 is epoch 11 after a 10-epoch
+cycle) and the last folder's ``scores.csv`` is protocol (a). Ensembles as NAME=PRESET:LABEL,LABEL,...
+(optionally NAME=PRESET/NORMALIZE:LABELS; PRESET ``ones`` = all 1). Usage::
 
+    B=benchmarks/results
     python benchmarks/nwucla_protocols.py \\
-        J=benchmarks/results/nwucla_cpu_joint B=benchmarks/results/nwucla_cpu_bone \\
-        JM=benchmarks/results/nwucla_cpu_joint_motion BM=benchmarks/results/nwucla_cpu_bone_motion \\
-        HDJ=benchmarks/results/nwucla_cpu_hdgcn_HDJ HDB=benchmarks/results/nwucla_cpu_hdgcn_HDB \\
-        --ensemble ctrgcn-4s=ctrgcn-4s:J,B,JM,BM mmcl-6s=mmcl-ntu120-xsub:J,B,JM,BM,HDJ,HDB hdgcn-2s=ones/l2:HDJ,HDB
+        J=$B/nwucla_cpu_joint B=$B/nwucla_cpu_bone JM=$B/nwucla_cpu_joint_motion BM=$B/nwucla_cpu_bone_motion \\
+        HDJ=$B/nwucla_cpu_hdgcn_joint HDB=$B/nwucla_cpu_hdgcn_bone \\
+        --ensemble ctrgcn-4s=ctrgcn-4s:J,B,JM,BM mmcl-6s=mmcl-ntu120-xsub:J,B,JM,BM,HDJ,HDB \\
+                   mmcl-6s-l2=ones/l2:J,B,JM,BM,HDJ,HDB hdgcn-2s=ones/l2:HDJ,HDB
+
+The 20-epoch HD-GCN (two cycles) record: the same with HDJ=$B/nwucla_cpu_hdgcn_joint+$B/nwucla_cpu_hdgcn2_joint
+HDB=$B/nwucla_cpu_hdgcn_bone+$B/nwucla_cpu_hdgcn2_bone --out $B/nwucla_protocols_hdgcn20.json.
 
 Prints a table and writes ``benchmarks/results/nwucla_protocols.json``.
 """
@@ -48,23 +55,29 @@ def _aligned(path: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return labels[idx], scores[idx]
 
 
-def _stream(folder: Path) -> dict:
-    names, labels, last = load_scores(folder / "scores.csv")
+def _stream(folders: list[Path]) -> dict:
+    """A stream's last-epoch scores and its best test epoch over every cycle's evaluations."""
+    last_folder = folders[-1]
+    names, labels, last = load_scores(last_folder / "scores.csv")
     names = list(names)
-    epochs = sorted((folder / "eval_scores").glob("epoch_*.csv"))
-    out = {"folder": str(folder), "last_top1": _top1(last, labels), "names": names, "labels": labels, "last": last}
-    if epochs:
-        per_epoch = []
+    out = {"folders": [str(f) for f in folders], "last_top1": _top1(last, labels), "names": names, "labels": labels, "last": last}
+    per_epoch, offset = [], 0
+    for folder in folders:
+        epochs = sorted((folder / "eval_scores").glob("epoch_*.csv"))
         for f in epochs:
             lab, sc = _aligned(f, names)
             assert (lab == labels).all(), f
-            per_epoch.append((int(f.stem.split("_")[1]), _top1(sc, labels), sc))
+            per_epoch.append((offset + int(f.stem.split("_")[1]), _top1(sc, labels), f))
+        offset = per_epoch[-1][0] if per_epoch else offset
+    if per_epoch and all((f / "eval_scores").is_dir() for f in folders):
         best = max(per_epoch, key=lambda e: e[1])  # first epoch among equals
-        out.update(best_epoch=best[0], best_top1=best[1], best=best[2], best_source="eval_scores")
+        out.update(best_epoch=best[0], best_top1=best[1], best_file=str(best[2]), best_source="eval_scores")
     else:
-        rows = [r for r in csv.DictReader(open(folder / "metrics.csv")) if r.get("val/top1")]
+        if len(folders) > 1:
+            raise SystemExit(f"{'+'.join(map(str, folders))}: cycles need every cycle's eval_scores/ (trainer.keep_eval_scores)")
+        rows = [r for r in csv.DictReader(open(last_folder / "metrics.csv")) if r.get("val/top1")]
         best = max(((int(r["epoch"]) + 1, float(r["val/top1"])) for r in rows), key=lambda e: e[1])
-        out.update(best_epoch=best[0], best_top1=best[1], best=None, best_source=f"metrics.csv ({len(rows)} evaluations)")
+        out.update(best_epoch=best[0], best_top1=best[1], best_file=None, best_source=f"metrics.csv ({len(rows)} evaluations)")
     return out
 
 
@@ -77,20 +90,19 @@ def main() -> None:
     streams = {}
     for item in args.streams:
         label, folder = item.split("=", 1)
-        streams[label] = _stream(Path(folder))
+        streams[label] = _stream([Path(f) for f in folder.split("+")])
     ref = streams[next(iter(streams))]
     for label, s in streams.items():  # same samples, same labels, in the same order
-        lab, sc = _aligned(Path(s["folder"]) / "scores.csv", ref["names"])
+        lab, sc = _aligned(Path(s["folders"][-1]) / "scores.csv", ref["names"])
         assert (lab == ref["labels"]).all(), label
         s["last"] = sc
-        if s["best"] is not None:
-            s["best"] = _aligned(Path(s["folder"]) / "eval_scores" / f"epoch_{s['best_epoch']:03d}.csv", ref["names"])[1]
+        s["best"] = None if s["best_file"] is None else _aligned(Path(s["best_file"]), ref["names"])[1]
     rows = []
     print(f"{'stream / ensemble':<34}{'(a) last epoch':>16}{'(b) best test epoch':>22}")
     for label, s in streams.items():
         print(f"{label:<34}{100 * s['last_top1']:>15.2f}%{100 * s['best_top1']:>15.2f}% (ep {s['best_epoch']})")
         rows.append({"name": label, "kind": "stream", "a_top1": s["last_top1"], "b_top1": s["best_top1"],
-                     "b_epoch": s["best_epoch"], "b_source": s["best_source"], "folder": s["folder"]})
+                     "b_epoch": s["best_epoch"], "b_source": s["best_source"], "folders": s["folders"]})
     for item in args.ensemble:
         name, spec = item.split("=", 1)
         preset_norm, labels = spec.split(":", 1)

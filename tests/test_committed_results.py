@@ -98,17 +98,16 @@ def test_both_protocols_are_recomputed_from_the_committed_scores(record: Path) -
     rows = json.loads(record.read_text())["rows"]
     streams = {}
     for row in (r for r in rows if r["kind"] == "stream"):
-        s = protocols._stream(ROOT / row["folder"])
+        s = protocols._stream([ROOT / f for f in row["folders"]])  # one folder, or a model's training cycles in order
         assert s["last_top1"] == pytest.approx(row["a_top1"], abs=1e-9), row["name"]
         assert (s["best_top1"], s["best_epoch"]) == (pytest.approx(row["b_top1"], abs=1e-6), row["b_epoch"]), row["name"]
         streams[row["name"]] = s
     for row in (r for r in rows if r["kind"] == "ensemble"):
         first = streams[row["streams"][0]]
-        parts = [protocols._aligned(ROOT / streams[lab]["folder"] / "scores.csv", first["names"]) for lab in row["streams"]]
+        parts = [protocols._aligned(ROOT / streams[lab]["folders"][-1] / "scores.csv", first["names"]) for lab in row["streams"]]
         fused = fuse_scores([p[1] for p in parts], row["weights"], row["normalize"])
         assert compute_metrics(fused, first["labels"]).top1 == pytest.approx(row["a_top1"], abs=1e-9), row["name"]
         if row["b_top1"] is not None:  # every stream kept its per-epoch scores: fuse each one's best epoch
-            best = [protocols._aligned(ROOT / streams[lab]["folder"] / "eval_scores" / f"epoch_{streams[lab]['best_epoch']:03d}.csv",
-                                       first["names"])[1] for lab in row["streams"]]
+            best = [protocols._aligned(Path(streams[lab]["best_file"]), first["names"])[1] for lab in row["streams"]]
             fused = fuse_scores(best, row["weights"], row["normalize"])
             assert compute_metrics(fused, first["labels"]).top1 == pytest.approx(row["b_top1"], abs=1e-9), row["name"]

@@ -19,6 +19,8 @@ def test_stream_specs_parse_and_refuse() -> None:
     assert str(spec) == "HDJ21:joint:model.backbone=hdgcn:model.com=21"
     with pytest.raises(ValueError, match="unknown input stream 'bones'"):
         parse_stream_spec("B:bones")
+    with pytest.raises(ValueError, match=r"goes before --streams"):  # argparse gives a trailing override to --streams
+        parse_stream_spec("trainer.epochs=3")
     with pytest.raises(ValueError, match="overrides look like KEY=VALUE, got 'hdgcn'"):
         parse_stream_spec("HDB:bone:hdgcn")
     with pytest.raises(ValueError, match="the label names a run directory"):

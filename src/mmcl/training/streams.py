@@ -63,7 +63,8 @@ def parse_stream_spec(text: str | StreamSpec) -> StreamSpec:
     label, *rest = str(text).split(":")
     stream, overrides = (rest[0], tuple(rest[1:])) if rest else (label, ())
     if stream not in STREAMS:
-        raise ValueError(f"stream {text!r}: unknown input stream {stream!r}; choose from {', '.join(STREAMS)}")
+        hint = " (an override for every run goes before --streams)" if not rest and "=" in label else ""
+        raise ValueError(f"stream {text!r}: unknown input stream {stream!r}; choose from {', '.join(STREAMS)}{hint}")
     if not label or any(c in label for c in "/\\ ") or label.startswith("."):
         raise ValueError(f"stream {text!r}: the label names a run directory; use letters, digits, - and _")
     bad = [o for o in overrides if "=" not in o]
