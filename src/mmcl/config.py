@@ -55,6 +55,7 @@ class DataConfig:
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
     rotation: float = 0.3  # radians, train only (REFERENCE §3.1 random_rot theta; 2-D keypoints: in the image plane)
     flip: float = 0.0  # train only: probability of a left-right mirror (layout mirror pairs); not in the reference
+    crop_min: float = 1.0  # ucla transform, train only: keep a random U(crop_min, 1) span of the frames (1 = off, the reference)
     centre: bool = False  # ntu transform: centre on J2 of the first frame (data not centred when prepared)
     channels: list[str] = field(default_factory=list)  # names; [] = x, y, z (3) or x, y (2); 2-D keypoints: [x, y, score]
     normalise: str = "none"  # 2-D keypoints: image | box | none, as prepared (mmcl prepare custom --normalise)
@@ -154,6 +155,10 @@ class Config:
             raise ConfigError(f"unknown stream {self.data.stream!r}; choose from {', '.join(STREAMS)}")
         if self.data.transform not in ("ntu", "ucla"):
             raise ConfigError(f"data.transform must be 'ntu' or 'ucla', got {self.data.transform!r}")
+        if not 0.0 < self.data.crop_min <= 1.0:
+            raise ConfigError(f"data.crop_min is a share of the frames in (0, 1], got {self.data.crop_min}")
+        if self.data.crop_min < 1.0 and self.data.transform != "ucla":
+            raise ConfigError("data.crop_min applies to the ucla transform; the ntu transform crops with data.p_interval_train")
         if self.data.centre and self.data.transform != "ntu":
             raise ConfigError("data.centre applies to the ntu transform; the ucla transform centres by itself")
         if self.optim.schedule not in ("step", "cosine"):

@@ -313,9 +313,7 @@ class NTUTransform:
         if flip > 0 and not mirror_pairs:
             raise ValueError("flip needs the layout's left/right mirror pairs; this layout has none")
         self.flip = float(flip)
-        self.mirror = np.arange(max((j for pair in mirror_pairs for j in pair), default=-1) + 1)
-        for a, b in mirror_pairs:
-            self.mirror[a], self.mirror[b] = b, a
+        self.mirror = _swap_order(mirror_pairs)
 
     def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
         if valid_length is None:
@@ -347,6 +345,14 @@ def planar_rotation(x: np.ndarray, theta: float, rng: np.random.Generator) -> np
     return out
 
 
+def _swap_order(mirror_pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Joint order of a left-right mirror: ``order[a] = b`` and ``order[b] = a`` for each pair."""
+    order = np.arange(max((j for pair in mirror_pairs for j in pair), default=-1) + 1)
+    for a, b in mirror_pairs:
+        order[a], order[b] = b, a
+    return order
+
+
 def mirror(x: np.ndarray, swap: np.ndarray) -> np.ndarray:
     """Left-right mirror of C×T×V×M: x negated, joints ``i`` and ``swap[i]`` exchanged (zeros stay zero)."""
     v = x.shape[2]
@@ -357,21 +363,53 @@ def mirror(x: np.ndarray, swap: np.ndarray) -> np.ndarray:
 
 
 class UCLATransform:
-    """NW-UCLA feeder transform on a ``C×T×V×1`` sample (only the first ``valid_length`` frames)."""
+    """NW-UCLA feeder transform on a ``C×T×V×1`` sample (only the first ``valid_length`` frames).
 
-    def __init__(self, train: bool, window: int = UCLA_WINDOW) -> None:
+    Two training-only options, both off in the reference (defaults reproduce it draw for draw):
+    ``crop_min`` < 1 keeps a random contiguous span of ``U(crop_min, 1)`` of the frames *before*
+    centring and normalising, as a shorter recording would be (view-3 clips are shorter than the
+    training views'); ``flip`` is the probability of a left-right mirror after normalisation (x
+    negated, ``mirror_pairs`` swapped; Kinect v1 swaps the sides of a person seen from behind).
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        window: int = UCLA_WINDOW,
+        crop_min: float = 1.0,
+        flip: float = 0.0,
+        mirror_pairs: Sequence[tuple[int, int]] = (),
+    ) -> None:
         self.train = bool(train)
         self.window = int(window)
+        if not 0.0 < crop_min <= 1.0:
+            raise ValueError(f"crop_min is the smallest kept share of the frames, in (0, 1]; got {crop_min}")
+        if not 0.0 <= flip <= 1.0:
+            raise ValueError(f"flip is a probability in [0, 1], got {flip}")
+        if flip > 0 and not mirror_pairs:
+            raise ValueError("flip needs the layout's left/right mirror pairs; this layout has none")
+        self.crop_min = float(crop_min)
+        self.flip = float(flip)
+        self.mirror = _swap_order(mirror_pairs)
 
     def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
         if valid_length is None:
             valid_length = valid_frame_count(x)
         seq = np.asarray(x[:, :valid_length, :, 0]).transpose(1, 2, 0)  # T×V×C
+        if self.train and self.crop_min < 1.0:
+            t = seq.shape[0]
+            keep = min(t, max(1, int(round(t * rng.uniform(self.crop_min, 1.0)))))
+            start = int(rng.integers(0, t - keep + 1))
+            seq = seq[start : start + keep]
         out = ucla_transform(seq, self.train, rng, self.window)
-        return np.ascontiguousarray(out.transpose(2, 0, 1)[..., None])  # C×W×V×1
+        out = np.ascontiguousarray(out.transpose(2, 0, 1)[..., None])  # C×W×V×1
+        if self.train and self.flip > 0 and rng.random() < self.flip:
+            out = mirror(out, self.mirror)
+        return out
 
     def __repr__(self) -> str:
-        return f"UCLATransform(train={self.train}, window={self.window})"
+        extra = (f", crop_min={self.crop_min}" if self.crop_min < 1 else "") + (f", flip={self.flip}" if self.flip else "")
+        return f"UCLATransform(train={self.train}, window={self.window}{extra})"
 
 
 def zero_shot_preprocess(seq: np.ndarray, window: int = ZERO_SHOT_WINDOW) -> np.ndarray:

@@ -42,13 +42,11 @@ def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
         )
     if planar and spec.channels[:2] != ("x", "y"):
         raise ValueError(f"channels {', '.join(spec.channels)}: the first two must be x, y")
-    if d.flip and d.transform != "ntu":
-        raise ValueError("data.flip works with the ntu transform")
     if not train:
         return spec.eval_transform()
-    if d.transform == "ucla":
-        return UCLATransform(train=True, window=d.window)
     layout = get_layout(d.layout)
+    if d.transform == "ucla":
+        return UCLATransform(train=True, window=d.window, crop_min=d.crop_min, flip=d.flip, mirror_pairs=layout.mirror_pairs)
     return NTUTransform(train=True, window=d.window, p_interval=list(d.p_interval_train), rotation_theta=d.rotation, centre=d.centre,
                         centre_joint=layout.center_joint, planar=planar, flip=d.flip, mirror_pairs=layout.mirror_pairs)
 
