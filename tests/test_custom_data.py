@@ -382,3 +382,24 @@ def test_the_training_transform_of_2d_keypoints_is_planar() -> None:
     cfg.data.centre = True
     with pytest.raises(ValueError, match="centre=false"):
         build_transform(cfg, train=True)
+
+
+def test_nwucla_training_augmentations_come_from_the_config_and_leave_the_input_contract_alone() -> None:
+    from mmcl.config import ConfigError
+    from mmcl.datasets.pipeline import InputSpec
+    from mmcl.training.data import build_transform
+
+    cfg = Config()
+    cfg.data.layout, cfg.data.transform, cfg.data.num_persons, cfg.data.window = "kinect20", "ucla", 1, 52
+    plain = InputSpec.from_config(cfg)
+    cfg.data.crop_min, cfg.data.flip = 0.5, 0.5
+    cfg.validate()
+    assert repr(build_transform(cfg, train=True)) == "UCLATransform(train=True, window=52, crop_min=0.5, flip=0.5)"
+    assert InputSpec.from_config(cfg) == plain  # what predict/export rebuild does not change
+    assert repr(build_transform(cfg, train=False)) == "UCLATransform(train=False, window=52)"
+    cfg.data.crop_min = 0.0
+    with pytest.raises(ConfigError, match="crop_min"):
+        cfg.validate()
+    cfg.data.crop_min, cfg.data.transform = 0.5, "ntu"
+    with pytest.raises(ConfigError, match="p_interval_train"):
+        cfg.validate()

@@ -223,3 +223,55 @@ def test_ucla_transform_callable_ignores_padding() -> None:
         out = t(x, 30, np.random.default_rng(9))
         assert out.shape == (3, 52, 20, 1) and out.dtype == np.float32
         np.testing.assert_array_equal(out, t(padded, 30, np.random.default_rng(9)))
+
+
+def _clip(t: int = 40, seed: int = 0) -> np.ndarray:
+    """A C×T×V×1 NW-UCLA-shaped clip with distinct values everywhere."""
+    return np.random.default_rng(seed).normal(size=(3, t, 20, 1)).astype(np.float32)
+
+
+def test_ucla_augmentations_off_reproduce_the_reference_draw_for_draw() -> None:
+    x = _clip()
+    seq = x[:, :33, :, 0].transpose(1, 2, 0)
+    ref = ucla_transform(seq, True, np.random.default_rng(7)).transpose(2, 0, 1)[..., None]
+    for t in (UCLATransform(True), UCLATransform(True, crop_min=1.0, flip=0.0)):
+        np.testing.assert_array_equal(t(x, 33, np.random.default_rng(7)), ref)
+
+
+def test_ucla_crop_keeps_a_contiguous_span_before_normalising() -> None:
+    x = _clip()
+    seq = x[:, :, :, 0].transpose(1, 2, 0)
+    spans = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        keep = min(40, max(1, int(round(40 * rng.uniform(0.5, 1.0)))))
+        start = int(rng.integers(0, 40 - keep + 1))
+        expected = ucla_transform(seq[start : start + keep], True, rng).transpose(2, 0, 1)[..., None]
+        got = UCLATransform(True, crop_min=0.5)(x, 40, np.random.default_rng(seed))
+        np.testing.assert_array_equal(got, expected)
+        assert 20 <= keep <= 40
+        spans.add((start, keep))
+    assert len(spans) > 20  # the span varies from sample to sample
+    one = UCLATransform(True, crop_min=0.01)(_clip(1), 1, np.random.default_rng(0))  # a 1-frame clip stays 1 frame
+    assert one.shape == (3, 52, 20, 1)
+
+
+def test_ucla_flip_mirrors_after_normalising() -> None:
+    from mmcl.skeleton.layouts import get_layout
+    from mmcl.skeleton.transforms import mirror
+
+    pairs = get_layout("kinect20").mirror_pairs
+    x = _clip()
+    plain = UCLATransform(True)(x, 40, np.random.default_rng(3))
+    flipped = UCLATransform(True, flip=1.0, mirror_pairs=pairs)
+    got = flipped(x, 40, np.random.default_rng(3))
+    np.testing.assert_array_equal(got, mirror(plain, flipped.mirror))
+    left_hand, right_hand = 7, 11  # Kinect v1 joints 8 and 12
+    np.testing.assert_array_equal(got[0, :, left_hand], -plain[0, :, right_hand])
+    np.testing.assert_array_equal(got[1:, :, right_hand], plain[1:, :, left_hand])
+    test_time = UCLATransform(False, crop_min=0.5, flip=1.0, mirror_pairs=pairs)  # training-only options
+    np.testing.assert_array_equal(test_time(x, 40, np.random.default_rng(0)), UCLATransform(False)(x, 40, np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="mirror pairs"):
+        UCLATransform(True, flip=0.5)
+    with pytest.raises(ValueError, match="crop_min"):
+        UCLATransform(True, crop_min=0.0)
