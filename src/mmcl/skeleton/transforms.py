@@ -308,12 +308,7 @@ class NTUTransform:
             raise ValueError(f"p_interval must have 1 or 2 values, got {list(p_interval)}")
         self.rotation_theta = float(rotation_theta)
         self.planar = bool(planar)
-        if not 0.0 <= flip <= 1.0:
-            raise ValueError(f"flip is a probability in [0, 1], got {flip}")
-        if flip > 0 and not mirror_pairs:
-            raise ValueError("flip needs the layout's left/right mirror pairs; this layout has none")
-        self.flip = float(flip)
-        self.mirror = _swap_order(mirror_pairs)
+        self.flip, self.mirror = _flip_setup(flip, mirror_pairs)
 
     def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
         if valid_length is None:
@@ -345,12 +340,16 @@ def planar_rotation(x: np.ndarray, theta: float, rng: np.random.Generator) -> np
     return out
 
 
-def _swap_order(mirror_pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Joint order of a left-right mirror: ``order[a] = b`` and ``order[b] = a`` for each pair."""
+def _flip_setup(flip: float, mirror_pairs: Sequence[tuple[int, int]]) -> tuple[float, np.ndarray]:
+    """Check a mirror probability and return it with the mirrored joint order (``order[a] = b`` per pair)."""
+    if not 0.0 <= flip <= 1.0:
+        raise ValueError(f"flip is a probability in [0, 1], got {flip}")
+    if flip > 0 and not mirror_pairs:
+        raise ValueError("flip needs the layout's left/right mirror pairs; this layout has none")
     order = np.arange(max((j for pair in mirror_pairs for j in pair), default=-1) + 1)
     for a, b in mirror_pairs:
         order[a], order[b] = b, a
-    return order
+    return float(flip), order
 
 
 def mirror(x: np.ndarray, swap: np.ndarray) -> np.ndarray:
@@ -384,13 +383,8 @@ class UCLATransform:
         self.window = int(window)
         if not 0.0 < crop_min <= 1.0:
             raise ValueError(f"crop_min is the smallest kept share of the frames, in (0, 1]; got {crop_min}")
-        if not 0.0 <= flip <= 1.0:
-            raise ValueError(f"flip is a probability in [0, 1], got {flip}")
-        if flip > 0 and not mirror_pairs:
-            raise ValueError("flip needs the layout's left/right mirror pairs; this layout has none")
         self.crop_min = float(crop_min)
-        self.flip = float(flip)
-        self.mirror = _swap_order(mirror_pairs)
+        self.flip, self.mirror = _flip_setup(flip, mirror_pairs)
 
     def __call__(self, x: np.ndarray, valid_length: int | None, rng: np.random.Generator) -> np.ndarray:
         if valid_length is None:
