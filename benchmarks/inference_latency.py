@@ -26,7 +26,7 @@ Timing: batch-1 latency (median, p90) and batch-``--batch`` throughput. Paths ar
 thread pools after the switch, then its share of the timed calls; so load from other processes and
 thermal drift hit all paths alike.
 
-The official code is not vendored; how to get it: ``benchmarks/official_ctrgcn.py``.
+The official code is not vendored; how to get it: ``benchmarks/official_code.py``.
 
 The C allocator matters at batch 64 (see :mod:`mmcl.memory`): ``--allocator tuned`` applies the
 setting the mmcl CLI uses; run both to compare (the setting is process-wide, so the official row
@@ -67,7 +67,7 @@ from mmcl.datasets.pipeline import InputSpec
 from mmcl.export import export_backbone
 from mmcl.io import atomic_write_text
 from mmcl.memory import keep_freed_memory
-from official_ctrgcn import OFFICIAL_ENV, official_model, resolve_official_dir  # benchmarks/official_ctrgcn.py
+from official_code import OFFICIAL_ENV, official_model, resolve_official_dir  # benchmarks/official_code.py
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "inference_latency.json"

@@ -30,8 +30,11 @@ from mmcl.prepare.custom import prepare_custom, read_labels_csv
 from mmcl.skeleton.layouts import get_layout, layout_key
 from mmcl.training.data import check_source
 
-TRAIN = [  # a tiny CTR-GCN that learns the four motions in 15 epochs (last epoch, no test-split selection)
-    "data.window=16", "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=0", "model.base_channels=8",
+# A tiny CTR-GCN that learns the four motions in 15 epochs (last epoch, no test-split selection). 32 frames:
+# with 16, an AVX2-only host reached 0.375 / 0.5 test top-1 (AVX-512 hosts passed); the tiny recipe is
+# seed-sensitive (seeds 2 and 3 gave 0.625 and 0.425 at 32 frames), so the gate stays at 0.6.
+TRAIN = [
+    "data.window=32", "data.batch_size=8", "data.test_batch_size=16", "data.num_workers=0", "model.base_channels=8",
     "optim.warmup_epochs=0", "optim.lr_steps=[]", "optim.base_lr=0.05", "trainer.epochs=15", "trainer.progress=false",
     "trainer.final_checkpoint=last", "trainer.eval_every=15", "data.rotation=0",  # no augmentation: 15 short epochs
 ]

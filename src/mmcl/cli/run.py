@@ -20,7 +20,7 @@ useful overrides (KEY=VALUE, anywhere on the line; `mmcl config show -c CONFIG` 
   trainer.limit_val_batches=0.2        ... and of the evaluation batches
   data.batch_size=16 optim.base_lr=0.025   batch size; scale the learning rate with it
   data.num_workers=N                   data loading processes (0 = in the main process)
-  trainer.precision=bf16-mixed         bf16 autocast (AVX-512 BF16 / AMX CPUs, recent GPUs)
+  trainer.precision=bf16-mixed         bf16 autocast (AVX-512 BF16 / AMX CPUs, GPUs; other CPUs: float32)
   trainer.ema_decay=0.999              also evaluate an exponential moving average of the weights
   data.val_fraction=0.1                select the best epoch on a validation split carved from train
   trainer.progress=false               no progress output (the start banner and the summary stay)

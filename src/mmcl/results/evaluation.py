@@ -7,9 +7,9 @@ the confusion / per-class plots; ``test_results.json`` for ``mmcl test``.
 
 from __future__ import annotations
 
-import sys
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from mmcl.datasets import class_names
 from mmcl.datasets.base import EpochSampler
 from mmcl.datasets.pipeline import InputSpec, eval_dataset
 from mmcl.datasets.sources import open_source
-from mmcl.device import resolve_device
+from mmcl.device import resolve_device, usable_precision
 from mmcl.io import atomic_write_bytes, check_output_folder
 from mmcl.results.metrics import compute_metrics, write_metrics
 from mmcl.results.plots import plot_confusion, plot_per_class
@@ -61,20 +61,26 @@ def inference_device(cfg: Config) -> torch.device:
     return resolve_device("auto" if cfg.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu")
 
 
-@torch.inference_mode()
 def run_inference(backbone: torch.nn.Module, loader: Any, cfg: Config) -> dict[str, np.ndarray]:
-    """Skeleton-only forward pass over a loader: scores, labels and dataset indices in order."""
+    """Skeleton-only forward pass over a loader: scores, labels and dataset indices in order.
+
+    The model moves to the device before inference mode starts: weights copied to a GPU inside it
+    would be inference tensors, which a later ``load_state_dict`` (the raw-weights evaluation after
+    training) may not write into.
+    """
     device = inference_device(cfg)
     backbone = backbone.to(device).eval()
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+    precision, _ = usable_precision(cfg.trainer.precision, device)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scores, labels, index = [], [], []
-    for batch in loader:
-        x = batch["x"].to(device)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out = backbone(x)
-        scores.append(out.float().cpu().numpy())
-        labels.append(batch["label"].numpy())
-        index.append(batch["index"].numpy())
+    with torch.inference_mode():
+        for batch in loader:
+            x = batch["x"].to(device)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                out = backbone(x)
+            scores.append(out.float().cpu().numpy())
+            labels.append(batch["label"].numpy())
+            index.append(batch["index"].numpy())
     if not scores:
         raise RuntimeError("evaluation produced no outputs (empty test split?)")
     return {"scores": np.concatenate(scores), "labels": np.concatenate(labels), "index": np.concatenate(index)}

@@ -4,6 +4,7 @@ final skeleton-only test pass of the selected checkpoint (layout of the run dire
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -21,8 +22,9 @@ from mmcl.checkpoints.card import ModelCard
 from mmcl.checkpoints.official_mmcl import load_mmcl_checkpoint
 from mmcl.colearning.wiring import build_colearning
 from mmcl.config import Config, config_to_dict
+from mmcl.device import usable_precision
 from mmcl.io import atomic_write_bytes, check_output_folder
-from mmcl.results.evaluation import eval_loader, run_inference, set_threads, write_evaluation
+from mmcl.results.evaluation import eval_loader, inference_device, run_inference, set_threads, write_evaluation
 from mmcl.results.metrics import compute_metrics
 from mmcl.results.plots import plot_training_curves
 from mmcl.training.checkpoint import atomic_checkpoint_io
@@ -112,6 +114,11 @@ def train(cfg: Config, *, resume: str | Path | None = None, overwrite: bool = Fa
 def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, Any]:
     wall_start = time.time()
     set_threads(cfg)
+    precision, changed = usable_precision(cfg.trainer.precision, inference_device(cfg))
+    if changed:  # before the run header: config.yaml records the precision the run used
+        log.warning("%s", changed)
+        cfg = copy.deepcopy(cfg)
+        cfg.trainer.precision = precision
     quiet_lightning(resuming=resume_path is not None)
     pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
     select = "val" if cfg.data.val_fraction > 0 else "test"

@@ -33,6 +33,7 @@ import yaml
 
 import mmcl
 from mmcl.config import Config, config_to_dict
+from mmcl.device import cpu_has_native_bf16
 from mmcl.io import LockedError, atomic_write_bytes, exclusive_lock
 
 __all__ = [
@@ -59,6 +60,7 @@ def environment_info(seed: int | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "seed": seed,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
