@@ -245,6 +245,14 @@ def test_a_run_directory_is_never_trained_into_twice_by_accident(tiny_data: Path
         for kwargs in ({"resume": tmp_path / "run"}, {"overwrite": True}):
             with pytest.raises(RunDirectoryError, match="being written by another training"):
                 train(cfg, **kwargs)
+    # --resume with other settings would continue the checkpoint as a different run: refused, naming
+    # each changed key, before anything is written
+    header = (tmp_path / "run" / "config.yaml").read_bytes()
+    changed = tiny_config(tiny_data, tmp_path / "run", epochs=1)
+    changed.optim.base_lr, changed.data.window = 0.05, 12
+    with pytest.raises(RunDirectoryError, match=r"data.window: 8 -> 12; optim.base_lr: 0.1 -> 0.05\). Resume with the run's own"):
+        train(changed, resume=tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").read_bytes() == header
     # --overwrite starts again from scratch and leaves nothing of the old run behind
     (tmp_path / "run" / "notes.txt").write_text("mine")
     (tmp_path / "run" / "tb" / "events.out.tfevents.old").write_text("")
@@ -254,6 +262,28 @@ def test_a_run_directory_is_never_trained_into_twice_by_accident(tiny_data: Path
     assert not (tmp_path / "run" / "tb" / "events.out.tfevents.old").exists()
     after = _weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert any(not torch.equal(after[k], before[k]) for k in before)
+
+
+def test_a_resumed_run_keeps_its_own_precision_and_may_move(tmp_path: Path) -> None:
+    """A run that began in float32 (e.g. a CPU without native bf16 downgraded a bf16 recipe) goes on
+    in float32 on a machine that would choose bf16; its files and thread count may change."""
+    from mmcl.training.run_dir import RunDirectoryError, resumed_config, write_run_header
+
+    began = tiny_config(tmp_path / "data", tmp_path / "run")
+    began.trainer.precision = "32-true"
+    write_run_header(began, tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    now = tiny_config(tmp_path / "moved", tmp_path / "run", precision="bf16-mixed", num_threads=2)
+    now.data.num_workers = 3
+    kept, note = resumed_config(now, ckpt)
+    assert kept.trainer.precision == "32-true" and now.trainer.precision == "bf16-mixed"
+    assert kept.data.path == str(tmp_path / "moved") and kept.trainer.num_threads == 2
+    assert note is not None and "32-true" in note
+    assert resumed_config(began, ckpt) == (began, None)
+    now.trainer.seed = 99
+    with pytest.raises(RunDirectoryError, match=r"trainer.seed: 7 -> 99"):
+        resumed_config(now, ckpt)
+    assert resumed_config(now, tmp_path / "elsewhere.ckpt") == (now, None)  # a bare checkpoint: nothing to compare
 
 
 def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:

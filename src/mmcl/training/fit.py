@@ -33,7 +33,13 @@ from mmcl.training.data import SkeletonDataModule
 from mmcl.training.ema import RAW_STATE_KEY, ExponentialMovingAverage
 from mmcl.training.loggers import DropRowsAfterCheckpoint, csv_logger, quiet_lightning
 from mmcl.training.module import ActionRecognitionModule
-from mmcl.training.run_dir import guarded_run_directory, owns_run_directory, resolve_resume, write_run_header
+from mmcl.training.run_dir import (
+    guarded_run_directory,
+    owns_run_directory,
+    resolve_resume,
+    resumed_config,
+    write_run_header,
+)
 
 __all__ = ["train", "initialise_from"]
 
@@ -119,6 +125,10 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         log.warning("%s", changed)
         cfg = copy.deepcopy(cfg)
         cfg.trainer.precision = precision
+    if resume_path is not None:  # the run's own settings, whatever this machine would choose
+        cfg, kept = resumed_config(cfg, resume_path)
+        if kept:
+            log.warning("resuming with %s", kept)
     quiet_lightning(resuming=resume_path is not None)
     pl.seed_everything(cfg.trainer.seed, workers=False, verbose=False)
     select = "val" if cfg.data.val_fraction > 0 else "test"

@@ -14,6 +14,7 @@ Layout of ``<work_dir>/`` (written by :func:`mmcl.training.fit.train`)::
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -32,7 +33,7 @@ import torchvision
 import yaml
 
 import mmcl
-from mmcl.config import Config, config_to_dict
+from mmcl.config import Config, config_from_dict, config_to_dict
 from mmcl.device import cpu_has_native_bf16
 from mmcl.io import LockedError, atomic_write_bytes, exclusive_lock
 
@@ -44,6 +45,8 @@ __all__ = [
     "owns_run_directory",
     "guarded_run_directory",
     "resolve_resume",
+    "RESUME_FREE_KEYS",
+    "resumed_config",
 ]
 
 
@@ -120,6 +123,63 @@ def resolve_resume(resume: str | Path, run_dir: Path) -> Path:
     return path
 
 
+
+# Settings a resumed run may change: where the files are, how fast it runs, what it prints, where it
+# runs. Any other difference (model, data pipeline, optimiser, schedule, seed, precision, devices)
+# would silently continue the checkpoint as a different run than the one it began.
+RESUME_FREE_KEYS = frozenset({
+    "name", "data.path", "data.num_workers", "data.test_batch_size", "model.init_from",
+    "trainer.work_dir", "trainer.accelerator", "trainer.compile", "trainer.channels_last",
+    "trainer.keep_eval_scores", "trainer.log_every_n_steps", "trainer.progress", "trainer.num_threads",
+})
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def recorded_config(resume_path: Path) -> tuple[Path, Config] | None:
+    """The ``config.yaml`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if any."""
+    path = resume_path.parent.parent / "config.yaml" if resume_path.parent.name == "checkpoints" else None
+    if path is None or not path.is_file():
+        return None
+    return path, config_from_dict(yaml.safe_load(path.read_text()) or {})
+
+
+def resumed_config(cfg: Config, resume_path: Path) -> tuple[Config, str | None]:
+    """``cfg`` as the run being resumed trained it, and a note when its precision was kept.
+
+    The precision is the run's own (``config.yaml`` records the one it used, e.g. float32 after a
+    CPU without native bf16), so a run started on one machine continues with the same arithmetic on
+    another. Any other difference outside :data:`RESUME_FREE_KEYS` is refused, naming each key.
+    """
+    found = recorded_config(resume_path)
+    if found is None:  # a bare checkpoint file: nothing recorded to compare with
+        return cfg, None
+    path, run = found
+    old, new = _flat(config_to_dict(run)), _flat(config_to_dict(cfg))
+    changed = [
+        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if key not in RESUME_FREE_KEYS and key != "trainer.precision" and old.get(key) != new.get(key)
+    ]
+    if changed:
+        raise RunDirectoryError(
+            f"cannot resume {resume_path}: its run ({path}) was trained with other settings ("
+            + "; ".join(changed)
+            + "). Resume with the run's own settings, or start a new run (another --work-dir, or --overwrite)"
+        )
+    if run.trainer.precision == cfg.trainer.precision:
+        return cfg, None
+    kept = copy.deepcopy(cfg)
+    kept.trainer.precision = run.trainer.precision
+    return kept, f"trainer.precision {run.trainer.precision} (as the run began; the recipe now gives {cfg.trainer.precision})"
 
 
 @contextmanager
