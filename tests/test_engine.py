@@ -280,6 +280,8 @@ def test_a_resumed_run_keeps_its_own_precision_and_may_move(tmp_path: Path) -> N
     assert kept.data.path == str(tmp_path / "moved") and kept.trainer.num_threads == 2
     assert note is not None and "32-true" in note
     assert resumed_config(began, ckpt) == (began, None)
+    longer = tiny_config(tmp_path / "data", tmp_path / "run", precision="32-true", epochs=5)  # extending a run
+    assert resumed_config(longer, ckpt) == (longer, "trainer.epochs 2 -> 5")
     now.trainer.seed = 99
     with pytest.raises(RunDirectoryError, match=r"trainer.seed: 7 -> 99"):
         resumed_config(now, ckpt)

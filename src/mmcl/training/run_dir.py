@@ -125,10 +125,11 @@ def resolve_resume(resume: str | Path, run_dir: Path) -> Path:
 
 
 # Settings a resumed run may change: where the files are, how fast it runs, what it prints, where it
-# runs. Any other difference (model, data pipeline, optimiser, schedule, seed, precision, devices)
-# would silently continue the checkpoint as a different run than the one it began.
+# runs, and the epoch count (to extend a finished run). Any other difference (model, data pipeline,
+# optimiser, schedule, seed, precision, devices) would silently continue the checkpoint as a different
+# run than the one it began.
 RESUME_FREE_KEYS = frozenset({
-    "name", "data.path", "data.num_workers", "data.test_batch_size", "model.init_from",
+    "name", "data.path", "data.num_workers", "data.test_batch_size", "model.init_from", "trainer.epochs",
     "trainer.work_dir", "trainer.accelerator", "trainer.compile", "trainer.channels_last",
     "trainer.keep_eval_scores", "trainer.log_every_n_steps", "trainer.progress", "trainer.num_threads",
 })
@@ -153,7 +154,8 @@ def recorded_config(resume_path: Path) -> tuple[Path, Config] | None:
 
 
 def resumed_config(cfg: Config, resume_path: Path) -> tuple[Config, str | None]:
-    """``cfg`` as the run being resumed trained it, and a note when its precision was kept.
+    """``cfg`` as the run being resumed trained it, and a note on what differs (precision kept,
+    epoch count changed).
 
     The precision is the run's own (``config.yaml`` records the one it used, e.g. float32 after a
     CPU without native bf16), so a run started on one machine continues with the same arithmetic on
@@ -175,11 +177,17 @@ def resumed_config(cfg: Config, resume_path: Path) -> tuple[Config, str | None]:
             + "; ".join(changed)
             + "). Resume with the run's own settings, or start a new run (another --work-dir, or --overwrite)"
         )
-    if run.trainer.precision == cfg.trainer.precision:
-        return cfg, None
-    kept = copy.deepcopy(cfg)
-    kept.trainer.precision = run.trainer.precision
-    return kept, f"trainer.precision {run.trainer.precision} (as the run began; the recipe now gives {cfg.trainer.precision})"
+    notes = []
+    if run.trainer.epochs != cfg.trainer.epochs:
+        notes.append(
+            f"trainer.epochs {run.trainer.epochs} -> {cfg.trainer.epochs}"
+            + (" (the cosine schedule is recomputed for the new length)" if cfg.optim.schedule == "cosine" else "")
+        )
+    if run.trainer.precision != cfg.trainer.precision:
+        notes.append(f"trainer.precision {run.trainer.precision} (as the run began; the recipe now gives {cfg.trainer.precision})")
+        cfg = copy.deepcopy(cfg)
+        cfg.trainer.precision = run.trainer.precision
+    return cfg, "; ".join(notes) or None
 
 
 @contextmanager
