@@ -160,7 +160,7 @@ def test_final_checkpoint_last_and_init_from(tiny_data: Path, tmp_path: Path) ->
 def test_ema_weights_reported_and_resume_exact(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """trainer.ema_decay: checkpoints hold the averaged weights (raw ones beside them), the final test
     uses the average, and an interrupted EMA run resumes to the same averaged weights."""
-    full = tiny_config(tiny_data, tmp_path / "full", epochs=3, ema_decay=0.9)
+    full = tiny_config(tiny_data, tmp_path / "full", epochs=3, ema_decay=0.9, final_checkpoint="last")
     full.data.num_workers = 2  # EMA and data workers together, as the shipped configs run
     results = train(full)
     ckpt = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -171,9 +171,11 @@ def test_ema_weights_reported_and_resume_exact(tiny_data: Path, tmp_path: Path, 
     differs = [k for k in raw if raw[k].is_floating_point() and not torch.allclose(raw[k], averaged[k])]
     assert any(k.startswith("backbone.") for k in differs)
     assert results["test_raw_weights"]["num_samples"] == results["test"]["num_samples"]
-    # the reported scores are those of the averaged weights
+    # the reported scores are those of the averaged weights (of the last epoch: trainer.final_checkpoint)
     summary = evaluate(full, tmp_path / "full" / "checkpoints" / "last.ckpt", out_dir=tmp_path / "eval")
     assert summary["top1"] == pytest.approx(results["test"]["top1"])
+    with np.load(tmp_path / "eval" / "scores.npz") as a, np.load(tmp_path / "full" / "scores.npz") as b:
+        np.testing.assert_allclose(a["scores"], b["scores"], rtol=1e-5, atol=1e-5)
 
     cut = tiny_config(tiny_data, tmp_path / "cut", epochs=3, ema_decay=0.9)
     cut.data.num_workers = 2
