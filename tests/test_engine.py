@@ -113,6 +113,11 @@ def test_resume_continues_exactly(tiny_data: Path, tmp_path: Path, monkeypatch: 
     assert resumed.keys() == reference.keys()
     for key in reference:
         assert torch.equal(resumed[key], reference[key]), key
+    # env.json describes this part's machine and keeps the interrupted part's beside it
+    import json
+
+    env = json.loads((tmp_path / "cut" / "env.json").read_text())
+    assert [sorted(part) for part in env["earlier_parts"]] == [sorted(set(env) - {"earlier_parts"})]
     # the CSV log continues across the interruption instead of starting over
     import csv
 

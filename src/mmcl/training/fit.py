@@ -144,7 +144,7 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     stored_names = datamodule.class_names()  # names stored with the data (e.g. the demo world)
     if card.class_names is None and stored_names:
         card = module.card = replace(card, class_names=stored_names)
-    write_run_header(cfg, run_dir)
+    write_run_header(cfg, run_dir, resumed=resume_path is not None)
     # "best" follows the eval split's top-1 (validation when carved, else test: reference behaviour);
     # "last" is rewritten after every epoch whatever the score, so --resume never loses an epoch.
     checkpoint_cb = ModelCheckpoint(

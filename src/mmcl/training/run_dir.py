@@ -69,10 +69,21 @@ def environment_info(seed: int | None = None) -> dict[str, Any]:
     }
 
 
-def write_run_header(cfg: Config, run_dir: Path) -> None:
+def write_run_header(cfg: Config, run_dir: Path, *, resumed: bool = False) -> None:
+    """config.yaml and env.json; a resumed run keeps the machines of its earlier parts in env.json
+    (``earlier_parts``, oldest first), since one run may begin on one machine and end on another."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    env = environment_info(cfg.trainer.seed)
+    old_path = run_dir / "env.json"
+    if resumed and old_path.is_file():
+        try:
+            old = json.loads(old_path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict):
+            env["earlier_parts"] = [*old.pop("earlier_parts", []), old]
     atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
-    atomic_write_bytes(run_dir / "env.json", json.dumps(environment_info(cfg.trainer.seed), indent=2).encode())
+    atomic_write_bytes(old_path, json.dumps(env, indent=2).encode())
 
 
 class RunDirectoryError(RuntimeError):
