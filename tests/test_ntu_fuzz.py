@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mmcl.formats import ntu_parse
+from mmcl.formats import ntu_scan
 from mmcl.formats.ntu_denoise import process_parsed
 from mmcl.formats.ntu_parse import (
     NTUParseError,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # multi-process / long: outside the fast loop (-m
 
 VALID = format_skeleton(random_sample(np.random.default_rng(0), 14, 2)).encode()
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-HAVE_NUMBA = ntu_parse._kernel() is not None
+HAVE_NUMBA = ntu_scan.kernel() is not None
 
 
 def _same(a, b) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from mmcl.datasets import PreparedSource, SampleStore
 from mmcl.datasets.prepared import ctvm_to_frames
-from mmcl.formats import ntu_denoise, ntu_parse
+from mmcl.formats import ntu_denoise, ntu_parse, ntu_scan
 from mmcl.formats.ntu import parse_name
 from mmcl.formats.ntu_denoise import process_parsed
 from mmcl.formats.ntu_parse import (
@@ -73,7 +73,7 @@ def assert_same_sample(a, b) -> None:
     assert a.joints.tobytes() == b.joints.tobytes() and a.colors.tobytes() == b.colors.tobytes()
 
 
-needs_numba = pytest.mark.skipif(ntu_parse._kernel() is None, reason="numba is not installed")
+needs_numba = pytest.mark.skipif(ntu_scan.kernel() is None, reason="numba is not installed")
 
 
 def test_real_sample(ntu_sample_dir: Path) -> None:
@@ -179,7 +179,7 @@ def test_compiled_path_reports_where_it_stopped() -> None:
     data = ("\n".join(lines) + "\n").encode()
     with pytest.raises(_Fallback) as ei:
         _parse_numba(data)
-    assert ei.value.code == ntu_parse._E_NUMBER and ntu_parse._line_of(data, ei.value.offset) == 10
+    assert ei.value.code == ntu_scan.E_NUMBER and ntu_parse._line_of(data, ei.value.offset) == 10
     with pytest.raises(NTUParseError) as ei2:
         parse_skeleton(data, "bad.skeleton")
     assert ei2.value.line == 10 and "not a number" in str(ei2.value)
@@ -187,8 +187,8 @@ def test_compiled_path_reports_where_it_stopped() -> None:
 
 def test_without_numba_numpy_path_and_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     data = _random_files(5, 1)[0]
-    monkeypatch.setattr(ntu_parse, "_KERNEL", False)
-    monkeypatch.setattr(ntu_parse, "_NUMBA_WARNED", False)
+    monkeypatch.setattr(ntu_scan, "_KERNEL", False)
+    monkeypatch.setattr(ntu_scan, "_NUMBA_WARNED", False)
     with pytest.warns(RuntimeWarning, match="numba"):
         first = parse_skeleton(data)
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from mmcl.formats import ntu_denoise, ntu_parse
+from mmcl.formats import ntu_denoise, ntu_scan
 from mmcl.formats.ntu_denoise import DenoisedSample, process_parsed
 from mmcl.formats.ntu_parse import parse_skeleton_file
 
@@ -46,6 +46,6 @@ def warm_up() -> bool:
     Called once per process before files are processed, so compile time is never counted per
     file. Returns whether the compiled (numba) path is available.
     """
-    compiled = ntu_parse.warm_up()
+    compiled = ntu_scan.warm_up()
     ntu_denoise.warm_up()
     return compiled
