@@ -293,6 +293,10 @@ def test_a_resumed_run_keeps_its_own_precision_and_may_move(tmp_path: Path) -> N
     with pytest.raises(RunDirectoryError, match=r"trainer.seed: 7 -> 99"):
         resumed_config(now, ckpt)
     assert resumed_config(now, tmp_path / "elsewhere.ckpt") == (now, None)  # a bare checkpoint: nothing to compare
+    recorded = tmp_path / "run" / "config.yaml"
+    recorded.write_text(recorded.read_text().replace("  crop_min:", "  crop_maximum:"))  # e.g. another mmcl version's key
+    with pytest.raises(RunDirectoryError, match=r"config.yaml is not a configuration this mmcl reads \(unknown config key 'data.crop_maximum'"):
+        resumed_config(began, ckpt)
 
 
 def test_a_failed_start_leaves_no_run_directory(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ import torchvision
 import yaml
 
 import mmcl
-from mmcl.config import Config, config_from_dict, config_to_dict
+from mmcl.config import Config, ConfigError, config_from_dict, config_to_dict
 from mmcl.device import cpu_has_native_bf16
 from mmcl.io import LockedError, atomic_write_bytes, exclusive_lock
 
@@ -161,7 +161,13 @@ def recorded_config(resume_path: Path) -> tuple[Path, Config] | None:
     path = resume_path.parent.parent / "config.yaml" if resume_path.parent.name == "checkpoints" else None
     if path is None or not path.is_file():
         return None
-    return path, config_from_dict(yaml.safe_load(path.read_text()) or {})
+    try:
+        return path, config_from_dict(yaml.safe_load(path.read_text()) or {})
+    except (ConfigError, yaml.YAMLError, AttributeError) as err:  # AttributeError: not a mapping
+        raise RunDirectoryError(
+            f"cannot resume {resume_path}: its run's {path} is not a configuration this mmcl reads "
+            f"({str(err).splitlines()[0]}); start a new run, or resume with the mmcl version that began it"
+        ) from None
 
 
 def resumed_config(cfg: Config, resume_path: Path) -> tuple[Config, str | None]:
