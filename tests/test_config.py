@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mmcl.config import Config, ConfigError, apply_overrides, config_to_dict, config_from_dict, load_config
+from mmcl.config import Config, ConfigError, apply_overrides, config_from_dict, config_to_dict, flat_keys, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -80,14 +80,7 @@ def test_base_inheritance(tmp_path: Path) -> None:
         load_config(tmp_path / "loop.yaml")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+_flat = flat_keys
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ import torchvision
 import yaml
 
 import mmcl
-from mmcl.config import Config, ConfigError, config_from_dict, config_to_dict
+from mmcl.config import Config, ConfigError, config_from_dict, config_to_dict, flat_keys
 from mmcl.device import cpu_has_native_bf16
 from mmcl.io import LockedError, atomic_write_bytes, exclusive_lock
 
@@ -146,16 +146,6 @@ RESUME_FREE_KEYS = frozenset({
 })
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def recorded_config(resume_path: Path) -> tuple[Path, Config] | None:
     """The ``config.yaml`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if any."""
     path = resume_path.parent.parent / "config.yaml" if resume_path.parent.name == "checkpoints" else None
@@ -182,7 +172,7 @@ def resumed_config(cfg: Config, resume_path: Path) -> tuple[Config, str | None]:
     if found is None:  # a bare checkpoint file: nothing recorded to compare with
         return cfg, None
     path, run = found
-    old, new = _flat(config_to_dict(run)), _flat(config_to_dict(cfg))
+    old, new = flat_keys(config_to_dict(run)), flat_keys(config_to_dict(cfg))
     changed = [
         f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
         for key in sorted(set(old) | set(new))
