@@ -158,3 +158,42 @@ def test_hdgcn_six_way_recipe_trains_each_centre_and_fuses_like_hdgcn(tiny: tupl
     fused = json.loads((runs / "tiny_ensemble_6s" / "ensemble.json").read_text())
     assert fused["normalize"] == "l2" and fused["weight_source"] == "preset:hdgcn-6way"
     assert fused["weights"] == {"HDJ1": 1.0, "HDB1": 1.0, "HDJ2": 1.0, "HDB2": 1.0, "HDJ21": 1.0, "HDB21": 1.0}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc")
+def test_ctrl_c_to_mmcl_streams_saves_every_training_where_it_stopped(tiny: tuple[Path, Path, Path]) -> None:
+    """A terminal's Ctrl-C reaches the parent and its trainings; the parent then asks each to stop
+    (SIGTERM). One stop each: every training saves after its current step, and a rerun continues."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    config, data, runs = tiny
+    cmd = [sys.executable, "-m", "mmcl", "streams", "-c", str(config), "--data", str(data), "--streams", "joint", "bone",
+           "--parallel", "2", "--threads", "1", "trainer.epochs=100000", "data.batch_size=2"]
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lasts = [runs / f"tiny_{s}" / "checkpoints" / "last.ckpt" for s in ("joint", "bone")]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(p.is_file() for p in lasts):
+        time.sleep(0.2)
+    assert all(p.is_file() for p in lasts), "the trainings did not reach their first checkpoint"
+    time.sleep(1.0)  # inside a later epoch
+    kids = _children(parent.pid)
+    assert len(kids) == 2
+    signalled = time.time()
+    os.killpg(parent.pid, signal.SIGINT)  # as a terminal does: parent and children
+    out, _ = parent.communicate(timeout=180)
+    assert parent.returncode == 130, out[-2000:]
+    for s, last in zip(("joint", "bone"), lasts):
+        assert f"{s}: stopped" in out
+        log = (runs / f"tiny_{s}.log").read_text()
+        assert "saving after this step" in log and "Traceback" not in log, log[-2000:]
+        assert last.stat().st_mtime >= signalled  # written on the stop, not the earlier epoch end
+        saved = torch.load(last, weights_only=True)
+        assert saved["global_step"] > 0 and ts.stream_state(runs / f"tiny_{s}") == "interrupted"
+    assert [k for k in kids if _running(k)] == []

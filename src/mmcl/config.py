@@ -112,6 +112,9 @@ class TrainerConfig:
     final_checkpoint: str = "best"  # best: selected on the eval split (reference); last: the final epoch
     ema_decay: float = 0.0  # >0: evaluate/report an exponential moving average of the weights (per step)
     log_every_n_steps: int = 20
+    # also save last.ckpt inside an epoch once this many minutes passed since the last save (0: only at
+    # epoch ends and on Ctrl-C/SIGTERM), so a killed run loses at most that much of an epoch
+    checkpoint_minutes: float = 10.0
     progress: bool = True
     num_threads: int = 0  # >0: torch.set_num_threads
     limit_train_batches: Any = None  # int or float, for quick runs
@@ -170,6 +173,8 @@ class Config:
             raise ConfigError("trainer.final_checkpoint must be 'best' or 'last'")
         if not 0.0 <= self.trainer.ema_decay < 1.0:
             raise ConfigError(f"trainer.ema_decay must be in [0, 1) (0 = off), got {self.trainer.ema_decay}")
+        if not self.trainer.checkpoint_minutes >= 0.0:
+            raise ConfigError(f"trainer.checkpoint_minutes must be >= 0 (0 = epoch ends only), got {self.trainer.checkpoint_minutes}")
         if self.model.com is not None and (self.model.backbone != "hdgcn" or isinstance(self.model.com, bool) or not isinstance(self.model.com, int)):
             raise ConfigError(f"model.com is the hdgcn hierarchy's centre joint (an integer); got {self.model.com!r} for {self.model.backbone}")
         if self.colearning.rgb_mode not in ("frozen", "trainable"):

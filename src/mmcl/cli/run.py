@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_run_config(args)
     try:
-        results = train(cfg, resume=args.resume, overwrite=args.overwrite)
+        with sigterm_as_ctrl_c():
+            results = train(cfg, resume=args.resume, overwrite=args.overwrite)
     except KeyboardInterrupt:
         _say_how_to_resume(cfg.trainer.work_dir)
         return 130
@@ -191,6 +195,37 @@ def _without_resume(argv: list[str]) -> list[str]:
     return out
 
 
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (kill, a job scheduler, `mmcl streams` stopping its children) stops a training command
+    as Ctrl-C does: inside the training loop after the current step, with a checkpoint
+    (mmcl.training.interrupt), elsewhere at once, the run directory left consistent either way."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _where(last: Path) -> str:
+    """How far the checkpoint got, from its model card: "after epoch 5" or "in epoch 6 after 121 batches"."""
+    from mmcl.checkpoints import read_checkpoint
+    from mmcl.checkpoints.reader import CARD_KEY
+
+    try:
+        training = read_checkpoint(last).get(CARD_KEY, {}).get("training", {})
+    except Exception:  # noqa: BLE001 - only a message; the resume itself reports a bad file
+        return ""
+    done, inside = training.get("epochs_done"), training.get("batches_into_next_epoch")
+    if done is None:
+        return ""
+    return f"in epoch {done + 1} after {inside} batches" if inside else f"after epoch {done}"
+
+
 def _say_how_to_resume(work_dir: str) -> None:
     """Ctrl-C during training: where the last checkpoint is and the command that continues it."""
     last = Path(work_dir) / "checkpoints" / "last.ckpt"
@@ -198,7 +233,8 @@ def _say_how_to_resume(work_dir: str) -> None:
         print(f"mmcl: interrupted before the first checkpoint; nothing to resume in {work_dir}", file=sys.stderr)
         return
     argv = _without_resume(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ["train", "..."]
-    print(f"mmcl: interrupted; the last checkpoint is {last}\n"
+    where = _where(last)
+    print(f"mmcl: interrupted{' ' + where if where else ''}; the last checkpoint is {last}\n"
           f"continue exactly where it stopped with: mmcl {' '.join(shlex.quote(a) for a in argv)} --resume {shlex.quote(str(work_dir))}",
           file=sys.stderr)
 
@@ -278,8 +314,9 @@ def cmd_streams(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, list(args.overrides))
     specs = [parse_stream_spec(s) for s in args.streams] if args.streams else recipe_streams(args.recipe or "ctrgcn-4s", cfg.data.layout)
-    result = train_streams(args.config, args.data, specs, parallel=args.parallel, threads=args.threads,
-                           overrides=args.overrides, echo=lambda line: print(line, flush=True))
+    with sigterm_as_ctrl_c():  # the children are asked to save and stop, not killed
+        result = train_streams(args.config, args.data, specs, parallel=args.parallel, threads=args.threads,
+                               overrides=args.overrides, echo=lambda line: print(line, flush=True))
     if result.failed:
         print(f"not finished: {', '.join(result.failed)} (run the same command again to continue them)")
         return 1

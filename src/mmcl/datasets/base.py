@@ -177,6 +177,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
         self.drop_last = bool(drop_last)
         self._epoch = 0
         self.epoch_source = epoch_source
+        self._resume: tuple[int, int] | None = None  # (epoch, samples already trained) for the next iteration
         if self.drop_last:
             self.num_samples = self.length // self.world_size
         else:
@@ -197,6 +198,13 @@ class EpochSampler(Sampler[tuple[int, int]]):
     def set_epoch(self, epoch: int) -> None:
         self._epoch = int(epoch)
 
+    def resume_at(self, epoch: int, skip: int) -> None:
+        """Start the next iteration of ``epoch`` after its first ``skip`` keys (those a mid-epoch
+        checkpoint already trained on); an iteration of any other epoch starts at the beginning."""
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
+        self._resume = (int(epoch), int(skip))
+
     def indices(self) -> np.ndarray:
         """This rank's sample indices for the current epoch."""
         if self.shuffle:
@@ -211,7 +219,9 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
-        return iter([(epoch, int(i)) for i in self.indices()])
+        resume, self._resume = self._resume, None
+        skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        return iter([(epoch, int(i)) for i in self.indices()[skip:]])
 
     def __len__(self) -> int:
         return self.num_samples

@@ -8,7 +8,9 @@ count or where a run was resumed.
 
 from __future__ import annotations
 
+import signal
 import sys
+from functools import partial
 from typing import Any, Callable
 
 import lightning.pytorch as pl
@@ -25,7 +27,42 @@ from mmcl.formats.sample_store import CHANNELS_XYZ
 from mmcl.skeleton.layouts import get_layout, layout_key
 from mmcl.skeleton.transforms import NTUTransform, UCLATransform
 
-__all__ = ["SkeletonDataModule", "build_transform"]
+__all__ = ["SkeletonDataModule", "ResumableLoader", "build_transform"]
+
+
+def leave_signals_to_the_main_process(worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C and SIGTERM: a terminal's Ctrl-C reaches the whole process
+    group, and a worker that quit on it would fail the batch the main process still needs to finish
+    its step and save (:mod:`mmcl.training.interrupt`). Workers end with their loader, or with the
+    main process (torch's watchdog)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader whose place in the epoch goes into Lightning checkpoints.
+
+    Lightning stores ``state_dict()`` of a loader that has one and hands it back on ``--resume``
+    before the loader's iterator is created. The state is ``(epoch, batches trained)`` read from
+    the fit loop (``progress``), not counted here: Lightning fetches one batch ahead, so a count of
+    batches handed out would be one too many. A checkpoint written inside an epoch then resumes
+    with the batches that epoch had left, in the same order with the same augmentation.
+    """
+
+    def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.progress = progress
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, batches = self.progress()
+        return {"epoch": int(epoch), "batches": int(batches), "batch_size": int(self.batch_size or 1)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("batch_size", self.batch_size) != self.batch_size:
+            raise ValueError(f"the checkpoint was written with data.batch_size={state['batch_size']}, "
+                             f"this run has {self.batch_size}: resume with the run's own batch size")
+        assert isinstance(self.sampler, EpochSampler)
+        self.sampler.resume_at(int(state["epoch"]), int(state["batches"]) * int(self.batch_size or 1))
 
 
 def build_transform(cfg: Config, train: bool) -> Callable[..., np.ndarray]:
@@ -153,6 +190,11 @@ class SkeletonDataModule(pl.LightningDataModule):
         processed), already restored from the checkpoint when a resumed run creates its loaders."""
         return self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
 
+    def _trained_batches(self) -> tuple[int, int]:
+        """(epoch, batches of it trained so far): what a checkpoint written now has seen of the epoch."""
+        loop = self.trainer.fit_loop
+        return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.processed
+
     def _loader(self, dataset: Any, *, train: bool, collate_fn: Callable | None = None) -> DataLoader:
         d = self.cfg.data
         rank, world = self._rank_world()
@@ -161,7 +203,8 @@ class SkeletonDataModule(pl.LightningDataModule):
             epoch_source=self._current_epoch if train else None,
         )
         workers = d.num_workers
-        return DataLoader(
+        loader_class = partial(ResumableLoader, progress=self._trained_batches) if train and self.trainer is not None else DataLoader
+        return loader_class(
             dataset,
             batch_size=d.batch_size if train else d.test_batch_size,
             sampler=sampler,
@@ -170,6 +213,7 @@ class SkeletonDataModule(pl.LightningDataModule):
             persistent_workers=workers > 0,
             pin_memory=False,
             collate_fn=collate_fn,
+            worker_init_fn=leave_signals_to_the_main_process if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import signal
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +33,7 @@ from mmcl.training.checkpoint import atomic_checkpoint_io
 from mmcl.training.console import EpochLines, NumberedProgressBar, check_batches, interactive
 from mmcl.training.data import SkeletonDataModule
 from mmcl.training.ema import RAW_STATE_KEY, ExponentialMovingAverage
+from mmcl.training.interrupt import SaveInsideEpoch
 from mmcl.training.loggers import DropRowsAfterCheckpoint, csv_logger, quiet_lightning
 from mmcl.training.module import ActionRecognitionModule
 from mmcl.training.run_dir import (
@@ -166,7 +169,10 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    callbacks: list[Any] = [checkpoint_cb, last_cb]
+    # after "last": on Ctrl-C/SIGTERM (and every trainer.checkpoint_minutes) last.ckpt is also written
+    # between two steps, so --resume continues inside the epoch
+    inside = SaveInsideEpoch(run_dir / "checkpoints" / "last.ckpt", cfg.trainer.checkpoint_minutes)
+    callbacks: list[Any] = [checkpoint_cb, last_cb, inside]
     if cfg.trainer.ema_decay > 0:
         callbacks.insert(0, ExponentialMovingAverage(cfg.trainer.ema_decay))
     if resume_path is not None:
@@ -183,12 +189,16 @@ def _train(cfg: Config, run_dir: Path, resume_path: Path | None) -> dict[str, An
     trainer = _trainer(cfg, run_dir, callbacks=callbacks, loggers=loggers, progress_bar=bar)
     check_batches(len(datamodule.train_set), cfg.data.batch_size, trainer.world_size)
     start = time.time()
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resume_path else None)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
             raise KeyboardInterrupt from None
         raise
+    finally:  # Lightning ignores Ctrl-C from an interruption on; a notebook or caller keeps its own handler
+        if threading.current_thread() is threading.main_thread() and sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
     if trainer.interrupted:  # a Lightning that shuts down gracefully and returns: still an interruption
         raise KeyboardInterrupt
     process_seconds = time.time() - start

@@ -52,21 +52,25 @@ def csv_logger(run_dir: Path, *, append: bool, flush_every: int = 100) -> Any:
 
 
 class DropRowsAfterCheckpoint(Callback):
-    """On --resume, remove the ``metrics.csv`` rows of epochs after the checkpoint being resumed
-    (the killed, partial epoch), which the resumed run logs again: every step appears once."""
+    """On --resume, remove the ``metrics.csv`` rows logged after the checkpoint being resumed (of the
+    killed epoch, or of its part after a mid-epoch checkpoint), which the resumed run logs again:
+    every step appears once. A row belongs to the checkpoint when its epoch is not later and its
+    step is below the checkpoint's ``global_step`` (steps are counted from 0; an epoch's summary
+    row carries its last step)."""
 
     def __init__(self, metrics_file: Path) -> None:
         self.metrics_file = Path(metrics_file)
         self.dropped = 0
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        epoch = checkpoint.get("epoch")
-        if epoch is None or not self.metrics_file.is_file():
+        epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
+        if epoch is None or step is None or not self.metrics_file.is_file():
             return
         with open(self.metrics_file, newline="") as fh:
             reader = csv.DictReader(fh)
             header, rows = reader.fieldnames or [], list(reader)
-        kept = [r for r in rows if not r.get("epoch") or int(float(r["epoch"])) <= int(epoch)]
+        kept = [r for r in rows if not r.get("epoch") or (int(float(r["epoch"])) <= int(epoch)
+                                                           and (not r.get("step") or int(float(r["step"])) < int(step)))]
         self.dropped = len(rows) - len(kept)
         if self.dropped:
             buffer = io.StringIO(newline="")

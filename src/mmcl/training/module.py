@@ -103,6 +103,7 @@ class ActionRecognitionModule(pl.LightningModule):
         # Training wall-clock summed over interrupted + resumed processes (up to the last checkpoint).
         self.train_seconds_before = 0.0
         self._fit_started = time.time()
+        self._epoch_sums: dict[str, Any] = {}  # this epoch's weighted sums of the training metrics
 
     def on_fit_start(self) -> None:
         self._fit_started = time.time()
@@ -130,14 +131,32 @@ class ActionRecognitionModule(pl.LightningModule):
         logs = {f"train/loss_{key}": value.detach() for key, value in terms.items()}
         logs["train/loss"] = loss.detach()
         logs["train/top1"] = (logits.detach().argmax(1) == y).float().mean()
-        self.log_dict(logs, on_step=True, on_epoch=True, prog_bar=False, batch_size=bs, sync_dist=False)
+        self.log_dict({f"{k}_step": v for k, v in logs.items()}, on_step=True, on_epoch=False, batch_size=bs, sync_dist=False)
+        self._add_to_epoch_means(logs, bs)
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=bs, logger=False)
         return loss
 
-    def on_train_epoch_start(self) -> None:
+    def _add_to_epoch_means(self, logs: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Sums for the epoch means (``train/*_epoch``), kept here rather than in Lightning's result
+        collection because they go into checkpoints: an epoch resumed from a mid-epoch checkpoint
+        (:mod:`mmcl.training.interrupt`) then reports the mean over all of its batches."""
+        if self._epoch_sums.get("epoch") != self.current_epoch:
+            self._epoch_sums = {"epoch": self.current_epoch, "count": 0, "sums": {}}
+        sums = self._epoch_sums["sums"]
+        for key, value in logs.items():
+            weighted = value.detach().float() * batch_size
+            sums[key] = sums[key].to(weighted.device) + weighted if key in sums else weighted
+        self._epoch_sums["count"] += batch_size
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx + 1 < self.trainer.num_training_batches or self._epoch_sums.get("epoch") != self.current_epoch:
+            return
+        count = max(1, int(self._epoch_sums["count"]))  # this rank's batches (as Lightning's unsynced means)
+        means = {f"{k}_epoch": v / count for k, v in self._epoch_sums["sums"].items()}
         opt = self.trainer.optimizers[0] if self.trainer.optimizers else None
-        if opt is not None:
-            self.log("train/lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=1)
+        if opt is not None:  # the epoch's rate (the schedule steps per epoch); logged here, as a resumed epoch has no start
+            means["train/lr"] = torch.tensor(float(opt.param_groups[0]["lr"]))
+        self.log_dict(means, on_step=False, on_epoch=True, batch_size=1, sync_dist=False)
 
     # -------------------------------------------------------------- evaluation
     def _eval_step(self, batch: dict[str, Any]) -> None:
@@ -231,6 +250,8 @@ class ActionRecognitionModule(pl.LightningModule):
         if self.card is not None:
             checkpoint[CARD_KEY] = self._card_at_save(checkpoint).to_dict()
         checkpoint["mmcl_train_seconds"] = float(self.train_seconds())
+        if self._epoch_sums:
+            checkpoint["mmcl_epoch_sums"] = self._epoch_sums
 
     def _card_at_save(self, checkpoint: dict[str, Any]) -> ModelCard:
         """The card plus how far training got: epochs done and the last evaluation's metrics."""
@@ -238,11 +259,19 @@ class ActionRecognitionModule(pl.LightningModule):
         metrics = {}
         if self._trainer is not None:
             metrics = {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
-        training = {**self.card.training, "epochs_done": int(checkpoint.get("epoch", -1)) + 1, "eval_metrics": metrics}
+        epochs_done, inside = int(checkpoint.get("epoch", -1)) + 1, 0
+        if self._trainer is not None and self.trainer.training:
+            batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            if 0 < batches < self.trainer.num_training_batches:  # saved inside an epoch (Ctrl-C, timed save)
+                epochs_done, inside = epochs_done - 1, int(batches)
+        training = {**self.card.training, "epochs_done": epochs_done, "eval_metrics": metrics}
+        if inside:
+            training["batches_into_next_epoch"] = inside
         return replace(self.card, training=training)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.train_seconds_before = float(checkpoint.get("mmcl_train_seconds", 0.0))
+        self._epoch_sums = checkpoint.get("mmcl_epoch_sums") or {}
         rng = checkpoint.get("mmcl_rng")
         if not rng:
             return

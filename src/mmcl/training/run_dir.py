@@ -143,6 +143,7 @@ RESUME_FREE_KEYS = frozenset({
     "name", "data.path", "data.num_workers", "data.test_batch_size", "model.init_from", "trainer.epochs",
     "trainer.work_dir", "trainer.accelerator", "trainer.compile", "trainer.channels_last",
     "trainer.keep_eval_scores", "trainer.log_every_n_steps", "trainer.progress", "trainer.num_threads",
+    "trainer.checkpoint_minutes",
 })
 
 

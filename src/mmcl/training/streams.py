@@ -194,10 +194,12 @@ def train_streams(
 
 
 def _stop(active: dict[str, tuple[subprocess.Popen, Any]], echo: Callable[[str], None]) -> None:
-    """Ctrl-C the running children so they save a checkpoint; kill what has not stopped in time."""
+    """Ask the running children to stop (SIGTERM: they finish their step and save a checkpoint; unlike a
+    second Ctrl-C it does not cut that short when a terminal's Ctrl-C reached them too); kill what has
+    not stopped in time."""
     for proc, _ in active.values():
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for s, (proc, log) in active.items():
         try:
