@@ -178,7 +178,7 @@ def test_ctrl_c_to_mmcl_streams_saves_every_training_where_it_stopped(tiny: tupl
     parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lasts = [runs / f"tiny_{s}" / "checkpoints" / "last.ckpt" for s in ("joint", "bone")]
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and not all(p.is_file() for p in lasts):
         time.sleep(0.2)
     assert all(p.is_file() for p in lasts), "the trainings did not reach their first checkpoint"
@@ -197,3 +197,12 @@ def test_ctrl_c_to_mmcl_streams_saves_every_training_where_it_stopped(tiny: tupl
         saved = torch.load(last, weights_only=True)
         assert saved["global_step"] > 0 and ts.stream_state(runs / f"tiny_{s}") == "interrupted"
     assert [k for k in kids if _running(k)] == []
+
+
+def test_runs_side_by_side_share_the_cpus_unless_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert [ts.threads_per_run(p, runs) for p, runs in ((1, 4), (2, 4), (4, 4), (4, 2), (2, 1), (16, 16))] == [0, 4, 2, 4, 0, 1]
+    cmd = ts.train_command("c.yaml", None, "bone", tmp_path / "run", 4, ["trainer.num_threads=3"])
+    assert cmd.index("trainer.num_threads=4") < cmd.index("trainer.num_threads=3")  # an explicit override wins

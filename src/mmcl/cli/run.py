@@ -71,7 +71,7 @@ def register(sub: Any) -> None:
     s.add_argument("--streams", nargs="+", metavar="STREAM", help="streams by name (joint bone joint_motion bone_motion) or "
                    "LABEL:STREAM[:KEY=VALUE...], e.g. HDJ:joint:model.backbone=hdgcn")
     p.add_argument("--parallel", type=int, default=1, help="runs at the same time (default 1; 2 with --threads 1 suits a 2-core CPU)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: the CPUs shared out among the runs side by side; torch's choice for one at a time)")
     e = p.add_mutually_exclusive_group()
     e.add_argument("--preset", choices=sorted(PRESETS), help="ensemble weights by stream label (default: ctrgcn-4s for the four streams, "
                    "hdgcn-6way(-ucla) for that recipe, else all 1)")
@@ -155,12 +155,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmcl.training.fit import train
 
     cfg = load_run_config(args)
-    try:
-        with sigterm_as_ctrl_c():
+    with sigterm_as_ctrl_c():
+        try:
             results = train(cfg, resume=args.resume, overwrite=args.overwrite)
-    except KeyboardInterrupt:
-        _say_how_to_resume(cfg.trainer.work_dir)
-        return 130
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already (mmcl streams also asks): say where
+            _say_how_to_resume(cfg.trainer.work_dir)
+            return 130
     if results.get("test"):
         t = results["test"]
         weights = " (EMA weights)" if results.get("test_raw_weights") else ""
