@@ -46,7 +46,8 @@ def test_train_command_carries_the_stream_overrides_after_the_shared_ones(tmp_pa
     cmd = train_command("c.yaml", "data", spec, tmp_path / "run_HDB2", 1, ["trainer.epochs=3"])
     i = cmd.index("--stream")
     assert cmd[i + 1] == "bone"
-    assert cmd[cmd.index("trainer.epochs=3"):] == ["trainer.epochs=3", "model.backbone=hdgcn", "model.com=2", "trainer.num_threads=1"]
+    # the thread count first: an explicit trainer.num_threads among the overrides wins over it
+    assert cmd[cmd.index("trainer.num_threads=1"):] == ["trainer.num_threads=1", "trainer.epochs=3", "model.backbone=hdgcn", "model.com=2"]
 
 
 def test_hdgcn_presets_fuse_l2_normalised_scores_with_equal_weights(tmp_path: Path) -> None:
