@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 __all__ = ["SaveInsideEpoch"]
@@ -44,7 +45,6 @@ class SaveInsideEpoch(Checkpoint):
         self.path = Path(path)
         self.seconds = float(minutes) * 60.0
         self.requested: str | None = None  # the signal that asked for a stop
-        self.saved_inside_epoch = 0  # mid-epoch checkpoints written by this process
         self._last_save = time.monotonic()
         self._previous: dict[int, Any] = {}
         self._stop_before_next = False
@@ -78,17 +78,17 @@ class SaveInsideEpoch(Checkpoint):
         self._restore()
 
     # ------------------------------------------------------------------ saving
-    def _stop_requested(self, trainer: Any) -> bool:
-        local = self.requested is not None
-        if trainer.world_size > 1:  # every rank stops after the same step (a signal may reach them a step apart)
-            return bool(trainer.strategy.reduce_boolean_decision(local, all=False))
-        return local
+    def _decide(self, trainer: Any, due: bool = False) -> tuple[bool, bool]:
+        """(stop, save now); under DDP every rank takes both decisions after the same step (a signal
+        may reach the ranks a step apart, their clocks differ): one collective per step, on every rank."""
+        stop = self.requested is not None
+        if trainer.world_size > 1:
+            flags = trainer.strategy.reduce(torch.tensor([float(stop), float(due)], device=trainer.strategy.root_device), reduce_op="sum")
+            stop, due = bool(flags[0] > 0), bool(flags[1] > 0)
+        return stop, due
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        stop = self._stop_requested(trainer)
-        due = self.seconds > 0 and time.monotonic() - self._last_save >= self.seconds
-        if trainer.world_size > 1 and due:
-            due = bool(trainer.strategy.reduce_boolean_decision(due, all=False))
+        stop, due = self._decide(trainer, self.seconds > 0 and time.monotonic() - self._last_save >= self.seconds)
         if not (stop or due):
             return
         loop = trainer.fit_loop.epoch_loop
@@ -97,7 +97,6 @@ class SaveInsideEpoch(Checkpoint):
             return  # not a step boundary, or the epoch-end checkpoint is about to be written: stop there
         trainer.save_checkpoint(self.path)
         self._last_save = time.monotonic()
-        self.saved_inside_epoch += 1
         self._stop_before_next = stop  # after this step's log row is written, which follows this hook
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
@@ -106,7 +105,7 @@ class SaveInsideEpoch(Checkpoint):
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._last_save = time.monotonic()  # ModelCheckpoint("last") has just saved
-        if self._stop_requested(trainer):
+        if self._decide(trainer)[0]:
             raise KeyboardInterrupt
 
     def state_dict(self) -> dict[str, Any]:
