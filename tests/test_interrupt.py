@@ -31,7 +31,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / DEMO_BENCHMARK
 
 
-def tiny_config(data: Path, work_dir: Path, *, workers: int = 0, ema: float = 0.0, minutes: float = 10.0) -> Config:
+def tiny_config(data: Path, work_dir: Path, *, workers: int = 0, ema: float = 0.0, minutes: float = 10.0,
+                accumulate: int = 1) -> Config:
     cfg = Config()
     cfg.data.path, cfg.data.dataset, cfg.data.layout = str(data), "synthetic", "ntu25"
     cfg.data.num_classes, cfg.data.num_persons = 12, 1
@@ -40,7 +41,7 @@ def tiny_config(data: Path, work_dir: Path, *, workers: int = 0, ema: float = 0.
     cfg.optim.warmup_epochs, cfg.optim.lr_steps = 1, [2]
     t = cfg.trainer
     t.epochs, t.work_dir, t.progress, t.seed, t.log_every_n_steps = 3, str(work_dir), False, 7, 1
-    t.ema_decay, t.checkpoint_minutes = ema, minutes
+    t.ema_decay, t.checkpoint_minutes, t.accumulate_grad_batches = ema, minutes, accumulate
     return cfg.validate()
 
 
@@ -112,6 +113,26 @@ def test_a_signal_inside_an_epoch_saves_after_the_step_and_resumes_bit_for_bit(
     results = train(tiny_config(tiny_data, cut, workers=workers, ema=ema), resume=cut)
     assert results["resumed_from"].endswith("last.ckpt")
     _assert_same_run(cut, reference)
+
+
+@pytest.mark.slow
+def test_a_signal_between_accumulated_batches_waits_for_the_optimiser_step(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With trainer.accumulate_grad_batches=2 the summed gradients of a half-done step are not in a
+    checkpoint: a stop seen after an odd batch trains one more batch, steps, then saves."""
+    train(tiny_config(tiny_data, tmp_path / "full", accumulate=2))
+    cut = tmp_path / "cut"
+    # the signal comes during the 2nd batch of epoch 2; the 3rd batch only accumulates, the 4th steps
+    _on_batch_end(monkeypatch, epoch=1, batch=1, action=lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_data, cut, accumulate=2))
+    monkeypatch.undo()
+    saved = _checkpoint(cut)
+    assert saved["global_step"] == STEPS_PER_EPOCH // 2 + 2  # optimiser steps: 3 in epoch 1, 2 in epoch 2
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "batches": 4, "batch_size": 4}]
+    train(tiny_config(tiny_data, cut, accumulate=2), resume=cut)
+    _assert_same_run(cut, tmp_path / "full")
 
 
 @pytest.mark.slow
