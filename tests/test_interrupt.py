@@ -156,6 +156,26 @@ def test_timed_saves_bound_what_a_crash_loses_and_change_nothing(
         train(tiny_config(tiny_data, cut, minutes=1e-9))
     monkeypatch.undo()
     assert _checkpoint(cut)["global_step"] == STEPS_PER_EPOCH + 3  # the three steps before the crash are kept
+    evaluated = _checkpoint(cut)["mmcl_card"]["training"]["eval_metrics"]
+    assert "val/top1" in evaluated
+
+    # the resumed run crashes after one step: its checkpoint, written before it evaluated anything itself,
+    # still carries the last evaluation's metrics in its model card
+    calls = []
+
+    def crash_on_second_step(self: ActionRecognitionModule, batch, batch_idx: int):
+        calls.append(batch_idx)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ActionRecognitionModule, "training_step", crash_on_second_step)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tiny_config(tiny_data, cut, minutes=1e-9), resume=cut)
+    monkeypatch.undo()
+    assert _checkpoint(cut)["global_step"] == STEPS_PER_EPOCH + 4
+    assert _checkpoint(cut)["mmcl_card"]["training"]["eval_metrics"] == evaluated
+
     train(tiny_config(tiny_data, cut, minutes=1e-9), resume=cut)
     _assert_same_run(cut, plain_run)
 

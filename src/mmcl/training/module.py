@@ -104,6 +104,9 @@ class ActionRecognitionModule(pl.LightningModule):
         self.train_seconds_before = 0.0
         self._fit_started = time.time()
         self._epoch_sums: dict[str, Any] = {}  # this epoch's weighted sums of the training metrics
+        # The last evaluation before a resume: Lightning does not restore callback_metrics, so a checkpoint
+        # written before the resumed run's first evaluation would otherwise carry none.
+        self._resumed_eval_metrics: dict[str, float] = {}
 
     def on_fit_start(self) -> None:
         self._fit_started = time.time()
@@ -259,6 +262,7 @@ class ActionRecognitionModule(pl.LightningModule):
         metrics = {}
         if self._trainer is not None:
             metrics = {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        metrics = metrics or dict(self._resumed_eval_metrics)
         epochs_done, inside = int(checkpoint.get("epoch", -1)) + 1, 0
         if self._trainer is not None and self.trainer.training:
             batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -272,6 +276,7 @@ class ActionRecognitionModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.train_seconds_before = float(checkpoint.get("mmcl_train_seconds", 0.0))
         self._epoch_sums = checkpoint.get("mmcl_epoch_sums") or {}
+        self._resumed_eval_metrics = dict((checkpoint.get(CARD_KEY) or {}).get("training", {}).get("eval_metrics") or {})
         rng = checkpoint.get("mmcl_rng")
         if not rng:
             return
