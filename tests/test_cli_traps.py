@@ -85,27 +85,29 @@ def test_every_key_is_discoverable(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "trainer.limit_train_batches" in out and "mmcl config show" in out
 
 
-@pytest.mark.slow
-def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tiny: Path, tmp_path: Path) -> None:
+def test_a_stopped_training_called_in_process_gives_back_the_callers_sigterm_handler(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a process, mmcl train ignores SIGTERM once it reports a stop (a real process is tested in
+    test_interrupt.py); called in-process (a notebook, tests) it leaves the caller's handler as it was."""
     import signal
-    import subprocess
-    import sys
-    import time
 
-    work = tmp_path / "run"
-    cmd = [sys.executable, "-m", "mmcl", "train", "--data", str(tiny), *TINY, "trainer.epochs=100000", f"trainer.work_dir={work}"]  # never finishes before the signal
-    # a test runner started in the background (nohup, &) ignores SIGINT, and children inherit that: restore it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not (work / "checkpoints" / "last.ckpt").is_file():
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, f"stderr: {err!r}; stdout tail: {out[-2000:]!r}"
-    assert f"the last checkpoint is {work / 'checkpoints' / 'last.ckpt'}" in err
-    assert re.search(r"continue exactly where it stopped with: mmcl train .*trainer.epochs=100000.* --resume " + re.escape(str(work)), err)
+    import mmcl.training.fit as fit
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "train", stopped)
+    def callers_handler(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, callers_handler)
+    try:
+        code, _, err = run(["train", "--data", str(tiny), *TINY, f"trainer.work_dir={tmp_path / 'run'}"], capsys)
+        assert code == 130 and "interrupted before the first checkpoint" in err
+        assert signal.getsignal(signal.SIGTERM) is callers_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_demo_help_states_its_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:

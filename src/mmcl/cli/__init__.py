@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -95,6 +96,18 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argpars
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``mmcl`` command; ``argv`` given: called in-process (tests, notebooks), which get their SIGTERM
+    handler back. As a process (``argv`` None) a training that reported a stop keeps SIGTERM ignored until
+    the interpreter has shut down, so the exit status stays 130 (see cmd_train)."""
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        return _main(argv)
+    finally:
+        if argv is not None and term is not None:
+            signal.signal(signal.SIGTERM, term)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=os.environ.get("MMCL_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parse_arguments(parser, sys.argv[1:] if argv is None else list(argv))

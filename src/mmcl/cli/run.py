@@ -159,7 +159,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             results = train(cfg, resume=args.resume, overwrite=args.overwrite)
         except KeyboardInterrupt:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already (mmcl streams also asks): say where
+            # stopping already: a further SIGTERM (mmcl streams asks each child too) must not cut short the report
+            # nor, in a process ending on this stop, turn exit 130 into a kill at shutdown (mmcl.cli.main)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _say_how_to_resume(cfg.trainer.work_dir)
             return 130
     if results.get("test"):
@@ -209,7 +211,8 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is interrupt:  # a stop being reported ignores SIGTERM: keep that
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _where(last: Path) -> str:
