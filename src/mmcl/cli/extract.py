@@ -191,7 +191,7 @@ def _register_text(esub: Any) -> None:
 # ------------------------------------------------------------------------------ helpers
 def _resolve_names(args: argparse.Namespace) -> list[str]:
     from mmcl.datasets.sources import dataset_names  # the library, imported when a command runs (fast --help)
-    from mmcl.modalities.store import folder_names
+    from mmcl.modalities.composite import folder_names
 
     image_dir = Path(args.images)
     if not image_dir.is_dir():

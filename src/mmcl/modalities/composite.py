@@ -332,6 +332,17 @@ def extract_rgb(
     return report
 
 
+def folder_names(image_dir: str | Path, suffix: str = ".jpg") -> list[str]:
+    """Names of every ``<name><suffix>`` file in ``image_dir`` (hidden/temporary files excluded), sorted."""
+    d = Path(image_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"image folder not found: {d}")
+    names = sorted(p.name[: -len(suffix)] for p in d.iterdir() if p.name.endswith(suffix) and not p.name.startswith(".") and p.is_file())
+    if not names:
+        raise FileNotFoundError(f"no *{suffix} images in {d} (make them with `mmcl extract rgb`)")
+    return names
+
+
 # ---------------------------------------------------------------------------- job builders
 def _index_videos(video_dir: Path, suffix: str) -> dict[str, Path]:
     """name -> path for every ``*<suffix>`` below ``video_dir`` (NTU ships per-setup subfolders)."""

@@ -444,14 +444,3 @@ def package_versions(*packages: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def folder_names(image_dir: str | Path, suffix: str = ".jpg") -> list[str]:
-    """Names of every ``<name><suffix>`` file in ``image_dir`` (hidden/temporary files excluded), sorted."""
-    d = Path(image_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"image folder not found: {d}")
-    names = sorted(p.name[: -len(suffix)] for p in d.iterdir() if p.name.endswith(suffix) and not p.name.startswith(".") and p.is_file())
-    if not names:
-        raise FileNotFoundError(f"no *{suffix} images in {d} (make them with `mmcl extract rgb`)")
-    return names
