@@ -5,6 +5,7 @@ batch, Ctrl-C that says how to continue, and every config key discoverable."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,28 @@ def test_a_stopped_training_called_in_process_gives_back_the_callers_sigterm_han
         assert signal.getsignal(signal.SIGTERM) is callers_handler
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stopped_training_called_in_process_prints_its_own_command_to_continue(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main(argv) in a notebook or a test: the resume hint is built from argv, not from the host
+    process's sys.argv (pytest's here), minus any --resume already given."""
+    import mmcl.training.fit as fit
+
+    work = tmp_path / "run"
+
+    def stopped_after_a_checkpoint(*args: object, **kwargs: object) -> None:
+        (work / "checkpoints").mkdir(parents=True)
+        (work / "checkpoints" / "last.ckpt").write_bytes(b"not read: only its presence matters here")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "train", stopped_after_a_checkpoint)
+    argv = ["train", "--data", str(tiny), *TINY, f"trainer.work_dir={work}", "--resume", "trainer.epochs=3"]
+    code, _, err = run(argv, capsys)
+    assert code == 130
+    expected = " ".join(shlex.quote(a) for a in argv[:-2] + ["trainer.epochs=3"])
+    assert f"continue exactly where it stopped with: mmcl {expected} --resume {shlex.quote(str(work))}" in err, err
 
 
 def test_demo_help_states_its_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:

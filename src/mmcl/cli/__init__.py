@@ -110,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=os.environ.get("MMCL_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
-    args = parse_arguments(parser, sys.argv[1:] if argv is None else list(argv))
+    tokens = sys.argv[1:] if argv is None else list(argv)
+    args = parse_arguments(parser, tokens)
+    args.command_line = tokens  # what a stopped training prints as the command that continues it
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()
