@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             # stopping already: a further SIGTERM (mmcl streams asks each child too) must not cut short the report
             # nor, in a process ending on this stop, turn exit 130 into a kill at shutdown (mmcl.cli.main)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _say_how_to_resume(cfg.trainer.work_dir, getattr(args, "command_line", None))
+            _say_how_to_resume(cfg.trainer.work_dir, getattr(args, "command_line", sys.argv[1:]))
             return 130
     if results.get("test"):
         t = results["test"]
@@ -230,15 +230,14 @@ def _where(last: Path) -> str:
     return f"in epoch {done + 1} after {inside} batches" if inside else f"after epoch {done}"
 
 
-def _say_how_to_resume(work_dir: str, command_line: list[str] | None = None) -> None:
+def _say_how_to_resume(work_dir: str, command_line: list[str]) -> None:
     """Ctrl-C during training: where the last checkpoint is and the command that continues it
     (``command_line``: the tokens after ``mmcl``, also when called in-process as ``main(argv)``)."""
     last = Path(work_dir) / "checkpoints" / "last.ckpt"
     if not last.is_file():
         print(f"mmcl: interrupted before the first checkpoint; nothing to resume in {work_dir}", file=sys.stderr)
         return
-    tokens = sys.argv[1:] if command_line is None else command_line
-    argv = _without_resume(tokens) if tokens[:1] == ["train"] else ["train", "..."]
+    argv = _without_resume(command_line) if command_line[:1] == ["train"] else ["train", "..."]
     where = _where(last)
     print(f"mmcl: interrupted{' ' + where if where else ''}; the last checkpoint is {last}\n"
           f"continue exactly where it stopped with: mmcl {' '.join(shlex.quote(a) for a in argv)} --resume {shlex.quote(str(work_dir))}",
